@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+#
+# gmprt - plain GNU make.  Targets:
+#   all (default)  libgmprt.so, libgmprt.a, gmprt.pc, gmpstat, examples, tests
+#   test           build and run unit tests and selftests; ends "N passed, N failed"
+#   bench          run each benchmark beside its Go peer and print ratios
+#   demo           the README's main job: examples/httpd under wrk
+#   install        PREFIX=/usr/local DESTDIR=
+#   deps           apt-get install what is missing (Debian; needs root)
+#   SAN=address|thread  build into build-$(SAN) with that sanitizer
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SAN ?=
+CC ?= cc
+BPF_CLANG ?= clang
+
+ifeq ($(SAN),)
+B := build
+SANFLAGS :=
+else ifeq ($(SAN),address)
+B := build-asan
+SANFLAGS := -fsanitize=address -fno-omit-frame-pointer -DGMP_ASAN=1
+else ifeq ($(SAN),thread)
+B := build-tsan
+SANFLAGS := -fsanitize=thread -DGMP_TSAN=1
+else
+$(error SAN must be address or thread, not '$(SAN)')
+endif
+
+VERSION := 0.1.0
+SOMAJOR := 0
+OPT ?= -O2
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CFLAGS_BASE := -std=gnu11 $(OPT) -g $(WARN) -pthread -Iruntime/include $(SANFLAGS)
+RT_CFLAGS := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Iruntime/src -I$(B)/bpf -Ibpf
+RT_LIBS := -lpthread
+LDFLAGS_SAN := $(SANFLAGS)
+
+RT_SRCS := $(wildcard runtime/src/*.c)
+RT_ASM := runtime/src/switch_x86_64.S
+RT_OBJS := $(RT_SRCS:%.c=$(B)/obj/%.o) $(RT_ASM:%.S=$(B)/obj/%.o)
+
+TEST_SRCS := $(wildcard runtime/tests/test_*.c)
+TEST_BINS := $(TEST_SRCS:runtime/tests/%.c=$(B)/tests/%)
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+
+LIB_SO := $(B)/libgmprt.so
+LIB_A := $(B)/libgmprt.a
+USE_RPATH := -Wl,-rpath,$(abspath $(B))
+
+.PHONY: all lib test bench demo install deps clean examples tests
+all: lib $(B)/gmprt.pc examples tests
+
+lib: $(LIB_SO) $(LIB_A)
+
+$(B)/obj/%.o: %.c runtime/include/gmprt.h $(wildcard runtime/src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(RT_CFLAGS) -c $< -o $@
+
+$(B)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(RT_CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(RT_OBJS) runtime/gmprt.map
+	$(CC) -shared -Wl,-soname,libgmprt.so.$(SOMAJOR) -Wl,--version-script=runtime/gmprt.map \
+		-Wl,-z,defs -o $@.$(VERSION) $(RT_OBJS) $(LDFLAGS_SAN) $(RT_LIBS)
+	ln -sf libgmprt.so.$(VERSION) $@.$(SOMAJOR)
+	ln -sf libgmprt.so.$(VERSION) $@
+
+# One relocatable object with every hidden symbol made local: a static link
+# sees only gmp_ names.
+$(LIB_A): $(RT_OBJS)
+	ld -r -o $(B)/gmprt-all.o $(RT_OBJS)
+	objcopy --localize-hidden $(B)/gmprt-all.o
+	rm -f $@ && ar rcs $@ $(B)/gmprt-all.o
+
+$(B)/gmprt.pc: runtime/gmprt.pc.in Makefile
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(RT_LIBS)|' $< > $@
+
+tests: $(TEST_BINS)
+$(B)/tests/%: runtime/tests/%.c runtime/tests/harness.c runtime/tests/harness.h $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Iruntime/tests $< runtime/tests/harness.c -o $@ -L$(B) -lgmprt $(USE_RPATH) $(LDFLAGS_SAN)
+
+examples: $(EXAMPLE_BINS)
+$(B)/examples/%: examples/%.c $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $< -o $@ -L$(B) -lgmprt $(USE_RPATH) $(LDFLAGS_SAN)
+
+test: deps all
+	@B=$(B) SAN=$(SAN) sh tools/run-tests.sh
+
+bench: deps all
+	@B=$(B) sh bench/run.sh
+
+demo: deps all
+	@B=$(B) sh examples/demo.sh
+
+install: lib $(B)/gmprt.pc
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(LIB_SO).$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libgmprt.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgmprt.so.$(SOMAJOR)
+	ln -sf libgmprt.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgmprt.so
+	install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 runtime/include/gmprt.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 $(B)/gmprt.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+# Debian packages the build, the tests and the benchmarks need.
+DEB_PKGS := gcc make pkg-config liburcu-dev libnuma-dev libbpf-dev bpftool clang \
+	golang-go libboost-context-dev wrk valgrind numactl
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: need root to install:$$missing" >&2; exit 1; fi; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || exit 1; \
+	fi
+
+clean:
+	rm -rf build build-asan build-tsan

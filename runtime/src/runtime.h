@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * runtime.h - the internal contract between gmprt's source files.
+ *
+ * Entities (as in Go's runtime2.go):
+ *   G  a goroutine: a saved stack pointer, a stack, a status.  G structs are
+ *      never freed: a dead G goes to a free list (per P, then global) and is
+ *      reused, so a pointer to a G stays valid for the life of the process.
+ *   M  an OS thread.  Each M has a g0: the scheduler's own context.  For Ms
+ *      that gmprt starts, g0 runs on the thread's own stack; for the main
+ *      thread, whose stack belongs to goroutine 1, g0 runs on a mapped stack.
+ *   P  a processor: a run queue, free lists, timers.  An M runs goroutine code
+ *      only while it owns a P.  P structs are never freed either; allp[] holds
+ *      them and gomaxprocs says how many are live.
+ *
+ * Invariants every file relies on:
+ *   - m->p != NULL while an M runs a goroutine (adopted threads excepted:
+ *     they run their own code and never own a P).
+ *   - A G's status moves RUNNABLE -> RUNNING -> (WAITING|RUNNABLE|DEAD); only
+ *     goready() moves WAITING -> RUNNABLE, and only once per park.
+ *   - After any context switch, the code that resumes calls switch_finish(),
+ *     which performs the action the switching side left in m->after: that is
+ *     how a goroutine releases a lock only once its registers are saved.
+ *   - Runtime code never holds an rt_lock across a context switch except the
+ *     one handed to gopark's unlock function.
+ *   - Never cache getm() across a call that may park: the G may resume on
+ *     another M.
+ */
+#ifndef GMPRT_RUNTIME_H
+#define GMPRT_RUNTIME_H
+
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "gmprt.h"
+
+#define GMP_API __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define CACHELINE 64
+
+enum {
+	MAXPROCS_LIMIT = 1024,	/* allp[] capacity */
+	RUNQ_SIZE = 256,	/* local run queue ring; a power of two */
+	DEFAULT_STACK = 64 << 10,
+};
+
+/* ---- locks and notes (lock.c) ------------------------------------------- */
+
+/* A runtime mutex: spins briefly, then sleeps on a futex.  Zero is unlocked. */
+struct rt_lock {
+	_Atomic uint32_t key;
+};
+void rt_lock(struct rt_lock *l);
+void rt_unlock(struct rt_lock *l);
+bool rt_trylock(struct rt_lock *l);
+
+/* A one-shot wake-up (Go's note): sleep until woken; clear before reuse. */
+struct note {
+	_Atomic uint32_t key;
+};
+void note_clear(struct note *n);
+void note_sleep(struct note *n);
+bool note_sleep_until(struct note *n, int64_t deadline); /* false on timeout */
+void note_wakeup(struct note *n);
+
+int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
+int futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ---- goroutines --------------------------------------------------------- */
+
+enum gstatus {
+	G_IDLE,		/* allocated, not yet started */
+	G_RUNNABLE,	/* on a run queue */
+	G_RUNNING,	/* owns an M and P */
+	G_WAITING,	/* parked; waitreason says on what */
+	G_SYSCALL,	/* its M is blocked in the kernel */
+	G_DEAD,		/* on a free list */
+};
+
+struct stack {
+	uintptr_t lo, hi;	/* usable range; hi is where the stack starts */
+	uintptr_t map_lo;	/* start of the mapping (guard page included) */
+	uint8_t guarded;	/* 1: a PROT_NONE page lies below lo; 0: canary mode */
+};
+
+struct m;
+struct p;
+
+struct g {
+	void *sp;			/* saved stack pointer while not running */
+	struct stack stack;
+	int64_t goid;
+	_Atomic int status;
+	void (*fn)(void *);
+	void *arg;
+	struct m *m;			/* M running it, or NULL */
+	struct m *lockedm;		/* bound: runs only on this M */
+	struct g *schedlink;		/* run queue and free list link */
+	const char *waitreason;		/* what it is parked on, for dumps */
+	const char *name;
+	int64_t waitsince;		/* gmp_now() when it parked */
+	void *param;			/* passed by the waker (e.g. the sudog that fired) */
+	_Atomic uint32_t selectdone;	/* a select's cases race for this */
+	_Atomic uint32_t wakeword;	/* adopted threads sleep on this futex */
+	uint8_t adopted;		/* a foreign thread: never runs on a P */
+	uint8_t is_main;		/* goroutine 1 on the main thread's stack */
+	void *tsan_fiber;
+	void *asan_fake_stack;
+};
+
+/* ---- processors --------------------------------------------------------- */
+
+enum pstatus { P_IDLE, P_RUNNING, P_SYSCALL, P_STOPPED, P_DEAD };
+
+struct timer;
+
+struct p {
+	int32_t id;
+	_Atomic uint32_t status;
+	struct m *m;			/* owner, NULL when idle */
+	struct p *link;			/* idle list */
+	uint32_t schedtick;		/* incremented on every schedule */
+
+	/* local run queue: the owner puts at tail, anyone takes at head */
+	_Atomic uint32_t runqhead __attribute__((aligned(CACHELINE)));
+	_Atomic uint32_t runqtail;
+	_Atomic(struct g *) runnext;
+	struct g *runq[RUNQ_SIZE];
+
+	/* free Gs with default-size stacks, and the goid batch */
+	struct g *gfree __attribute__((aligned(CACHELINE)));
+	int32_t ngfree;
+	int64_t goidcache, goidcacheend;
+	uint64_t rand_state;
+
+	/* timers: a min-heap ordered by when; timerlock guards it */
+	struct rt_lock timerlock;
+	struct timer **timers;
+	int32_t ntimers, captimers;
+	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty */
+
+	/* counters, published by the stats segment */
+	_Atomic uint64_t nsteal, nstolen, ngo;
+};
+
+/* ---- machines ----------------------------------------------------------- */
+
+enum after_kind {
+	AFTER_NONE,
+	AFTER_PARK,	/* run after.unlockf(after.g, after.arg); resume after.g if it says no */
+	AFTER_RUNQPUT,	/* after.g yielded: put it on the local run queue */
+	AFTER_GLOBRUNQPUT, /* after.g yielded while bound: put it on the global queue */
+	AFTER_GFREE,	/* after.g exited: free it */
+};
+
+struct after_switch {
+	enum after_kind kind;
+	struct g *g;
+	bool (*unlockf)(struct g *, void *);
+	void *arg;
+};
+
+struct m {
+	struct g g0;			/* the scheduler context */
+	struct g *curg;			/* running goroutine, or NULL on g0 */
+	struct p *p;
+	struct p *nextp;		/* P handed over with the wake-up */
+	struct g *lockedg;
+	int32_t lockcount;		/* nested gmp_lock_os_thread calls */
+	bool spinning;
+	bool is_main_thread;
+	struct note park;
+	int32_t id;
+	int32_t tid;
+	struct m *schedlink;		/* idle list */
+	struct m *alllink;
+	struct after_switch after;
+	uint64_t rand_state;
+	pthread_t thread;
+	void *sigstack;
+};
+
+/* ---- the scheduler's global state (proc.c) ------------------------------ */
+
+struct sched {
+	struct rt_lock lock;		/* guards everything below up to "atomics" */
+	struct m *midle;
+	int32_t nmidle, nmidlelocked, mcount, mnext;
+	struct p *pidle;
+	struct g *runqhead, *runqtail;	/* global run queue */
+	int64_t runqsize_locked;
+	struct g *gfree;		/* global free Gs (with stacks) */
+	struct g *gfree_nostack;
+	int32_t ngfree;
+	int32_t stopwait;
+	struct note stopnote;
+	struct m *allm;
+
+	/* atomics, read without the lock */
+	_Atomic int32_t npidle;
+	_Atomic int32_t nmspinning;
+	_Atomic int32_t gomaxprocs;
+	_Atomic int64_t runqsize;
+	_Atomic uint32_t gcwaiting;	/* a stop of the world is in progress */
+	_Atomic int64_t ngoroutines;	/* live: created, not yet dead */
+	_Atomic int64_t goidgen;
+	_Atomic int64_t lastpoll;	/* 0: an M is blocked in netpoll */
+	_Atomic int64_t polluntil;	/* when that M wakes up, 0 for never */
+	_Atomic int32_t nsyscall;	/* Gs whose M is in the kernel */
+	_Atomic int32_t nadopted;	/* foreign threads running their own code */
+};
+
+extern struct sched sched;
+extern struct p *allp[MAXPROCS_LIMIT];
+
+struct m *getm(void);
+static inline struct g *getg(void);
+
+/* Goroutine park and wake (Go's gopark/goready).  unlockf runs once the G's
+ * registers are saved; if it returns false the G resumes at once. */
+void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason);
+void gopark_unlock(struct rt_lock *l, const char *reason); /* unlockf = rt_unlock(l) */
+void goready(struct g *gp);
+
+/* Wait queues of parked goroutines, shared by channels and sync (Go's
+ * sudog and waitq).  A sudog usually lives on the waiting G's stack; the
+ * object's own lock guards the queue.  A select puts one sudog per case on
+ * several queues; the first waker to win the CAS on g->selectdone takes it. */
+struct sudog {
+	struct g *g;
+	struct sudog *next, *prev;
+	void *elem;		/* data to send, or where to receive */
+	void *obj;		/* the channel (or sync object) waited on */
+	int32_t case_index;	/* select: which case this sudog stands for */
+	bool is_select;
+	bool success;		/* set by the waker: true for a value, false for close */
+	uint64_t ticket;	/* free for the owner's use */
+};
+
+struct waitq {
+	struct sudog *first, *last;
+};
+
+static inline void waitq_enqueue(struct waitq *q, struct sudog *s)
+{
+	s->next = NULL;
+	s->prev = q->last;
+	if (q->last)
+		q->last->next = s;
+	else
+		q->first = s;
+	q->last = s;
+}
+
+static inline void waitq_remove(struct waitq *q, struct sudog *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (q->first == s)
+		q->first = s->next;
+	else
+		return; /* not queued */
+	if (s->next)
+		s->next->prev = s->prev;
+	else
+		q->last = s->prev;
+	s->next = s->prev = NULL;
+}
+
+/* The first waiter that can still be woken; select sudogs whose select has
+ * already fired elsewhere are dropped. */
+static inline struct sudog *waitq_dequeue(struct waitq *q)
+{
+	for (;;) {
+		struct sudog *s = q->first;
+		if (!s)
+			return NULL;
+		waitq_remove(q, s);
+		if (s->is_select) {
+			uint32_t zero = 0;
+			if (!atomic_compare_exchange_strong(&s->g->selectdone, &zero, 1))
+				continue;
+		}
+		return s;
+	}
+}
+
+/* Run queues (runq.c) */
+void runqput(struct p *pp, struct g *gp, bool next);
+struct g *runqget(struct p *pp, bool *inherit);
+bool runqempty(struct p *pp);
+struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext);
+void globrunqput(struct g *gp);			/* sched.lock held */
+void globrunqputbatch(struct g *head, struct g *tail, int32_t n); /* sched.lock held */
+struct g *globrunqget(struct p *pp, int32_t max); /* sched.lock held */
+void injectglist(struct g *list);		/* make a schedlink list runnable */
+
+uint32_t fastrand(void);
+int64_t nanotime(void);
+
+/* Stacks (stack.c) */
+int stack_alloc(struct stack *st, size_t size);	/* 0 or -errno */
+void stack_free(struct stack *st);
+void stack_check(struct g *gp);			/* fatal error on overflow */
+bool stack_fault_owner(uintptr_t addr, struct g **gp); /* is addr in a guard page? */
+size_t stack_default_size(void);
+
+/* Context switch (switch_<arch>.S, sanitizer hooks in proc.c) */
+void gmprt_switch(void **save_sp, void *new_sp);
+void *gmprt_stack_init(uintptr_t top);		/* initial sp for a new G */
+
+/* Timers (time.c).  A timer fires once; fn runs on an M with a P, in
+ * scheduler context: it must not block or park. */
+struct timer {
+	int64_t when;
+	void (*fn)(void *arg);
+	void *arg;
+	struct p *p;		/* heap it sits in, or NULL */
+	int32_t idx;
+};
+void timer_add(struct timer *t);
+bool timer_del(struct timer *t);	/* true if it was removed before firing */
+int64_t checktimers(struct p *pp, int64_t now); /* runs due timers; returns next when, 0 none */
+void timers_move(struct p *from, struct p *to);	/* world stopped */
+
+/* Contexts (ctx.c): run a callback once when a context is cancelled.  fn
+ * runs in the canceller's context (a goroutine, or a timer in scheduler
+ * context), under the context's lock: it must not park or take that lock. */
+struct ctx_waiter {
+	void (*fn)(struct ctx_waiter *w);
+	void *arg;
+	struct ctx_waiter *next, *prev;
+};
+bool ctx_watch(gmp_ctx *ctx, struct ctx_waiter *w);	/* false: already cancelled, fn not called */
+void ctx_unwatch(gmp_ctx *ctx, struct ctx_waiter *w);	/* afterwards fn is not running and never will */
+
+/* Netpoller (netpoll.c) */
+void netpoll_init(void);
+struct g *netpoll(int64_t delay_ns);	/* delay < 0 blocks, 0 polls; returns ready Gs */
+void netpoll_break(void);
+bool netpoll_anywaiters(void);
+
+/* Environment and CPUs (env.c) */
+struct config {
+	int32_t maxprocs;
+	size_t stack_size;
+	int32_t schedtrace_ms;
+	bool scheddetail;
+	enum { KASSIST_AUTO, KASSIST_BPF, KASSIST_OFF } kassist;
+	enum { PIN_NODE, PIN_CPU, PIN_NONE } pin;
+};
+extern struct config config;
+void config_init(void);
+int32_t ncpu_usable(void);
+
+/* Fatal errors (panic.c): print "gmprt: fatal error: ...", the goroutines and
+ * what they wait on, and exit with status 2. */
+__attribute__((noreturn, format(printf, 1, 2))) void fatal(const char *fmt, ...);
+__attribute__((noreturn, format(printf, 1, 2))) void fatal_nodump(const char *fmt, ...);
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void signals_init(void);
+void signals_minit(struct m *mp);	/* per-M alternate signal stack */
+
+/* All Gs, for dumps and stats: never shrinks. */
+void allg_add(struct g *gp);
+void allg_foreach(void (*fn)(struct g *, void *), void *arg);
+
+/* The current G, via the current M.  Inline: used on every fast path. */
+extern __thread struct m *tls_m __attribute__((tls_model("initial-exec")));
+struct g *adopt_thread(void);
+static inline struct g *getg(void)
+{
+	struct m *mp = tls_m;
+	if (unlikely(mp == NULL))
+		return adopt_thread();
+	return mp->curg ? mp->curg : &mp->g0;
+}
+
+#endif /* GMPRT_RUNTIME_H */

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * harness.h - gmprt's unit-test harness.
+ *
+ * A test file defines tests with TEST(name) or TEST_OPTS(name, ...) and links
+ * harness.c, which provides main().  Each test runs in a fresh process (the
+ * binary re-executes itself with --run NAME), so a test sees a runtime that
+ * nothing else has touched, may set its own environment, and may expect a
+ * fatal error.  Output is TAP; `BINARY --list` prints the test names.
+ */
+#ifndef GMPRT_HARNESS_H
+#define GMPRT_HARNESS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+
+struct test_opts {
+	const char *env;		/* "A=1 B=2": set before the test starts */
+	int expect_status;		/* exit status the test must end with (default 0) */
+	const char *expect_stderr;	/* a string its stderr must contain */
+	int timeout_s;			/* default 60 */
+	const char *skip_unless;	/* shell command that must succeed, else SKIP */
+};
+
+struct test_case {
+	const char *name;
+	void (*fn)(void);
+	struct test_opts opts;
+	struct test_case *next;
+};
+
+void harness_register(struct test_case *tc);
+void harness_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+void harness_skip(const char *why) __attribute__((noreturn));
+
+#define TEST_OPTS(name, ...)                                                      \
+	static void test_##name(void);                                            \
+	static struct test_case tc_##name = { #name, test_##name,                 \
+					      { __VA_ARGS__ }, NULL };            \
+	__attribute__((constructor)) static void reg_##name(void)                 \
+	{                                                                         \
+		harness_register(&tc_##name);                                     \
+	}                                                                         \
+	static void test_##name(void)
+
+#define TEST(name) TEST_OPTS(name, .env = NULL)
+
+#define CHECK(cond)                                                               \
+	do {                                                                      \
+		if (!(cond))                                                      \
+			harness_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);     \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                            \
+	do {                                                                      \
+		long long a_ = (long long)(a), b_ = (long long)(b);               \
+		if (a_ != b_)                                                     \
+			harness_fail(__FILE__, __LINE__, "%s == %lld, want %s == %lld", \
+				     #a, a_, #b, b_);                             \
+	} while (0)
+
+#endif
