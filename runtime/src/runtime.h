@@ -86,6 +86,7 @@ struct stack {
 	uintptr_t lo, hi;	/* usable range; hi is where the stack starts */
 	uintptr_t map_lo;	/* start of the mapping (guard page included) */
 	uint8_t guarded;	/* 1: a PROT_NONE page lies below lo; 0: canary mode */
+	uint32_t vg_id;		/* valgrind's id for it, when running under valgrind */
 };
 
 struct m;
@@ -143,9 +144,11 @@ struct p {
 	struct timer **timers;
 	int32_t ntimers, captimers;
 	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty */
+	struct timer *_Atomic timer_running; /* popped, its fn running (compared, never dereferenced) */
 
-	/* counters, published by the stats segment */
-	_Atomic uint64_t nsteal, nstolen, ngo;
+	/* counters, published by the stats segment; written by the owner */
+	_Atomic uint64_t nsteal, nstolen;
+	_Atomic int64_t ncreated, nexited;	/* goroutines started and ended here */
 };
 
 /* ---- machines ----------------------------------------------------------- */
@@ -175,6 +178,7 @@ struct m {
 	bool spinning;
 	bool is_main_thread;
 	struct note park;
+	struct g *nextg;		/* G for g0 to run next, chosen by a switching G */
 	int32_t id;
 	int32_t tid;
 	struct m *schedlink;		/* idle list */
@@ -194,9 +198,12 @@ struct sched {
 	struct p *pidle;
 	struct g *runqhead, *runqtail;	/* global run queue */
 	int64_t runqsize_locked;
-	struct g *gfree;		/* global free Gs (with stacks) */
-	struct g *gfree_nostack;
-	int32_t ngfree;
+	struct rt_lock gflock;		/* guards the global free lists */
+	struct g *gfree_warm;		/* free Gs whose stacks are still committed */
+	struct g *gfree_cold;		/* free Gs whose stacks were trimmed */
+	struct g *gfree_nostack;	/* free Gs without a stack */
+	int32_t ngfree_warm;
+	struct rt_lock stwlock;		/* one stop of the world at a time */
 	int32_t stopwait;
 	struct note stopnote;
 	struct m *allm;
@@ -207,7 +214,6 @@ struct sched {
 	_Atomic int32_t gomaxprocs;
 	_Atomic int64_t runqsize;
 	_Atomic uint32_t gcwaiting;	/* a stop of the world is in progress */
-	_Atomic int64_t ngoroutines;	/* live: created, not yet dead */
 	_Atomic int64_t goidgen;
 	_Atomic int64_t lastpoll;	/* 0: an M is blocked in netpoll */
 	_Atomic int64_t polluntil;	/* when that M wakes up, 0 for never */
@@ -226,6 +232,7 @@ static inline struct g *getg(void);
 void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason);
 void gopark_unlock(struct rt_lock *l, const char *reason); /* unlockf = rt_unlock(l) */
 void goready(struct g *gp);
+void wakep(void);	/* wake an idle P if there is one and nobody spins */
 
 /* Wait queues of parked goroutines, shared by channels and sync (Go's
  * sudog and waitq).  A sudog usually lives on the waiting G's stack; the
@@ -306,25 +313,32 @@ int64_t nanotime(void);
 /* Stacks (stack.c) */
 int stack_alloc(struct stack *st, size_t size);	/* 0 or -errno */
 void stack_free(struct stack *st);
-void stack_check(struct g *gp);			/* fatal error on overflow */
-bool stack_fault_owner(uintptr_t addr, struct g **gp); /* is addr in a guard page? */
-size_t stack_default_size(void);
+void stack_trim(struct stack *st);		/* give its pages back, keep the mapping */
+bool stack_canary_intact(const struct stack *st); /* false: it overflowed (canary mode) */
+bool stack_fault_is_overflow(const struct stack *st, uintptr_t addr);
+void stack_init(void);
 
 /* Context switch (switch_<arch>.S, sanitizer hooks in proc.c) */
 void gmprt_switch(void **save_sp, void *new_sp);
 void *gmprt_stack_init(uintptr_t top);		/* initial sp for a new G */
 
-/* Timers (time.c).  A timer fires once; fn runs on an M with a P, in
- * scheduler context: it must not block or park. */
+/* Timers (time.c).  A timer fires once.  fn runs on an M with a P, in
+ * scheduler context, without the timer's lock: it must not block or park,
+ * and it must not touch the timer after waking the goroutine that owns it
+ * (that goroutine may return and pop the timer off its stack at once).
+ * A timer may be added before its goroutine parks: goready waits for a G
+ * that is still switching away. */
 struct timer {
 	int64_t when;
 	void (*fn)(void *arg);
 	void *arg;
-	struct p *p;		/* heap it sits in, or NULL */
-	int32_t idx;
+	struct p *_Atomic p;	/* heap it was last added to */
+	int32_t pos;		/* index in that heap + 1; 0 when not queued */
 };
 void timer_add(struct timer *t);
-bool timer_del(struct timer *t);	/* true if it was removed before firing */
+/* true: removed before firing.  false: it fired; when this returns, fn has
+ * finished running, so the timer's memory may be reused. */
+bool timer_del(struct timer *t);
 int64_t checktimers(struct p *pp, int64_t now); /* runs due timers; returns next when, 0 none */
 void timers_move(struct p *from, struct p *to);	/* world stopped */
 
@@ -353,6 +367,7 @@ struct config {
 	bool scheddetail;
 	enum { KASSIST_AUTO, KASSIST_BPF, KASSIST_OFF } kassist;
 	enum { PIN_NODE, PIN_CPU, PIN_NONE } pin;
+	bool preempt;		/* sysmon may preempt a G that runs > 10 ms */
 };
 extern struct config config;
 void config_init(void);

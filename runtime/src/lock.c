@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * lock.c - the runtime's own futex-based mutex and notes.
+ *
+ * rt_lock: key is 0 unlocked, 1 locked, 2 locked with sleepers.  A locker
+ * spins a little (the holder is usually on another CPU and about to let go),
+ * then sleeps on the futex.  These locks guard short critical sections in the
+ * runtime (the scheduler, a channel, a timer heap); goroutines never hold one
+ * while parked, except the one gopark releases for them.
+ *
+ * note: a one-shot event for an M to sleep on (Go's note): 0 clear, 1 woken.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	long r = syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+	return r < 0 ? -errno : 0;
+}
+
+int futex_wake(_Atomic uint32_t *addr, int n)
+{
+	return (int)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+bool rt_trylock(struct rt_lock *l)
+{
+	uint32_t zero = 0;
+	return atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+static void rt_lock_slow(struct rt_lock *l)
+{
+	for (int spin = 0; spin < 100; spin++) {
+		if (atomic_load_explicit(&l->key, memory_order_relaxed) == 0 && rt_trylock(l))
+			return;
+		cpu_relax();
+	}
+	/* Mark contended; whoever sees 2 on unlock wakes one sleeper. */
+	while (atomic_exchange_explicit(&l->key, 2, memory_order_acquire) != 0)
+		futex_wait(&l->key, 2, -1);
+}
+
+void rt_lock(struct rt_lock *l)
+{
+	if (likely(rt_trylock(l)))
+		return;
+	rt_lock_slow(l);
+}
+
+void rt_unlock(struct rt_lock *l)
+{
+	if (unlikely(atomic_exchange_explicit(&l->key, 0, memory_order_release) == 2))
+		futex_wake(&l->key, 1);
+}
+
+void note_clear(struct note *n)
+{
+	atomic_store_explicit(&n->key, 0, memory_order_relaxed);
+}
+
+void note_wakeup(struct note *n)
+{
+	if (atomic_exchange_explicit(&n->key, 1, memory_order_release) != 0)
+		fatal_nodump("note_wakeup: double wakeup");
+	futex_wake(&n->key, 1);
+}
+
+void note_sleep(struct note *n)
+{
+	while (atomic_load_explicit(&n->key, memory_order_acquire) == 0)
+		futex_wait(&n->key, 0, -1);
+}
+
+bool note_sleep_until(struct note *n, int64_t deadline)
+{
+	while (atomic_load_explicit(&n->key, memory_order_acquire) == 0) {
+		int64_t left = deadline - nanotime();
+		if (left <= 0)
+			return false;
+		futex_wait(&n->key, 0, left);
+	}
+	return true;
+}

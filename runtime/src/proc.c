@@ -1,0 +1,1475 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * proc.c - the scheduler: goroutines (G) on threads (M) that own processors (P).
+ *
+ * The mechanics are Go's (src/runtime/proc.go):
+ *   - gmp_go puts the new G in its P's runnext and wakes an idle P (wakep).
+ *   - An M looks for work in findrunnable: its P's timers, local queue (with
+ *     the global queue first on every 61st schedtick, for fairness), the
+ *     global queue, the network, then steals half of a random victim's queue.
+ *     At most half the busy Ps have a spinning M at a time.
+ *   - An M with nothing to do gives its P back (pidleput) and sleeps on its
+ *     note; the last one blocks in netpoll until the next timer.
+ *   - A bound G (gmp_lock_os_thread) runs only on its M; when it becomes
+ *     runnable on another M, that M hands it its P (startlockedm).
+ *
+ * Where gmprt differs:
+ *   - A parking or yielding G switches straight to the next G of its P when
+ *     there is one, without passing through g0; the action that must follow
+ *     the save of its registers (unlock the channel, requeue the yielder, free
+ *     the dead G) travels in m->after and runs in switch_finish().
+ *   - goready() of a woken channel partner puts it in runnext and wakes an
+ *     idle P only when the local queue already holds other work: a lone
+ *     runnext G runs as soon as its waker parks, and sysmon wakes a P for it
+ *     if the waker keeps running.  gmp_go always wakes a P.
+ *   - A thread that gmprt did not start and that calls the API is adopted:
+ *     it gets a G (bound, adopted) that never owns a P; where a goroutine
+ *     would park, it sleeps on a futex in that G.
+ *
+ * Locks: sched.lock guards the idle M and P lists and the global run queue;
+ * sched.gflock the global free Gs; each P's timerlock its timers.  Order:
+ * stwlock, then sched.lock; a timerlock is never held with sched.lock.
+ */
+#include "runtime.h"
+#include "san.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sched sched;
+struct p *allp[MAXPROCS_LIMIT];
+__thread struct m *tls_m __attribute__((tls_model("initial-exec")));
+
+static struct m m0;		/* the main thread */
+static struct g g1;		/* main(): goroutine 1 */
+static _Atomic int32_t nallp;	/* allp entries ever allocated */
+static int32_t stealorder[MAXPROCS_LIMIT]; /* coprimes of gomaxprocs */
+static int32_t nstealorder;
+static _Atomic bool sysmon_running;
+
+enum {
+	GFREE_LOCAL_MAX = 64,	/* per-P free Gs before spilling half */
+	GFREE_WARM_MAX = 1024,	/* global free Gs kept with committed stacks */
+	M_STACK = 512 << 10,	/* thread stack of gmprt's Ms (their g0) */
+	G0_STACK = 256 << 10,	/* mapped g0 stack for the main thread */
+	FAIRNESS_TICKS = 61,
+};
+
+static void schedule(void) __attribute__((noreturn));
+static void startm(struct p *pp, bool spinning);
+static void stopm(void);
+static void sysmon_start(void);
+void sysmon_main(void);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+struct m *getm(void)
+{
+	return tls_m;
+}
+
+int64_t nanotime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t rand_next(uint64_t *state)
+{
+	/* wyrand */
+	*state += 0xa0761d6478bd642fULL;
+	__uint128_t t = (__uint128_t)*state * (*state ^ 0xe7037ed1a0b428dbULL);
+	return (uint64_t)(t >> 64) ^ (uint64_t)t;
+}
+
+uint32_t fastrand(void)
+{
+	struct m *mp = tls_m;
+	if (!mp) {
+		static _Atomic uint64_t shared_state = 0x9e3779b97f4a7c15ULL;
+		uint64_t s = atomic_fetch_add(&shared_state, 0x9e3779b97f4a7c15ULL);
+		return (uint32_t)rand_next(&s);
+	}
+	return (uint32_t)rand_next(&mp->rand_state);
+}
+
+static int32_t gettid_(void)
+{
+	return (int32_t)syscall(SYS_gettid);
+}
+
+static int32_t maxprocs_now(void)
+{
+	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+}
+
+/* ---- all Gs, for dumps --------------------------------------------------- */
+
+enum { ALLG_CHUNK = 4096 };
+static struct g **allg_chunks[1 << 16];
+static _Atomic int64_t allglen;
+static struct rt_lock allglock;
+
+void allg_add(struct g *gp)
+{
+	rt_lock(&allglock);
+	int64_t n = atomic_load_explicit(&allglen, memory_order_relaxed);
+	int64_t c = n / ALLG_CHUNK;
+	if (c >= (int64_t)(sizeof(allg_chunks) / sizeof(allg_chunks[0])))
+		fatal_nodump("too many goroutines");
+	if (!allg_chunks[c]) {
+		allg_chunks[c] = calloc(ALLG_CHUNK, sizeof(struct g *));
+		if (!allg_chunks[c])
+			fatal_nodump("out of memory for the goroutine table");
+	}
+	allg_chunks[c][n % ALLG_CHUNK] = gp;
+	atomic_store_explicit(&allglen, n + 1, memory_order_release);
+	rt_unlock(&allglock);
+}
+
+void allg_foreach(void (*fn)(struct g *, void *), void *arg)
+{
+	int64_t n = atomic_load_explicit(&allglen, memory_order_acquire);
+	for (int64_t i = 0; i < n; i++)
+		fn(allg_chunks[i / ALLG_CHUNK][i % ALLG_CHUNK], arg);
+}
+
+/* ---- context switch ------------------------------------------------------ */
+
+static void run_after(struct m *mp)
+{
+	struct after_switch a = mp->after;
+	mp->after.kind = AFTER_NONE;
+	switch (a.kind) {
+	case AFTER_NONE:
+		break;
+	case AFTER_PARK:
+		/* Only now, with its registers saved, may a waker take it. */
+		atomic_store_explicit(&a.g->status, G_WAITING, memory_order_release);
+		if (a.unlockf && !a.unlockf(a.g, a.arg)) {
+			/* The wait was called off: a.g is runnable again. */
+			int waiting = G_WAITING;
+			if (atomic_compare_exchange_strong(&a.g->status, &waiting, G_RUNNABLE))
+				runqput(mp->p, a.g, true);
+		}
+		break;
+	case AFTER_RUNQPUT:
+		runqput(mp->p, a.g, false);
+		break;
+	case AFTER_GLOBRUNQPUT:
+		rt_lock(&sched.lock);
+		globrunqput(a.g);
+		rt_unlock(&sched.lock);
+		break;
+	case AFTER_GFREE: {
+		void gfput(struct p * pp, struct g * gp);
+		gfput(mp->p, a.g);
+		break;
+	}
+	}
+}
+
+/* Runs on the arriving side of every switch. */
+static void switch_finish(struct g *self)
+{
+	san_after_switch(self);
+	run_after(tls_m);
+}
+
+static void check_stack(struct g *gp)
+{
+	if ((uintptr_t)__builtin_frame_address(0) < gp->stack.lo || !stack_canary_intact(&gp->stack))
+		fatal("stack overflow in goroutine %lld (stack %zu bytes)", (long long)gp->goid,
+		      (size_t)(gp->stack.hi - gp->stack.lo));
+}
+
+/* Saves from's context and resumes to's, on this M.  Returns when from is
+ * switched back to, possibly on another M. */
+static void switch_to(struct g *from, struct g *to, bool from_dead)
+{
+	if (!from_dead && from->stack.hi && !from->stack.guarded)
+		check_stack(from);
+	san_before_switch(from, to, from_dead);
+	gmprt_switch(&from->sp, to->sp);
+	switch_finish(from);
+}
+
+/* First code of every new goroutine, and of the main thread's g0. */
+void gostart(void) __attribute__((noreturn, used));
+void goexit1(void) __attribute__((noreturn));
+
+void gostart(void)
+{
+	struct m *mp = tls_m;
+	struct g *gp = mp->curg;
+	if (!gp) {
+		switch_finish(&mp->g0);
+		schedule();
+	}
+	switch_finish(gp);
+	gp->fn(gp->arg);
+	goexit1();
+}
+
+/* ---- P ownership ---------------------------------------------------------- */
+
+static void acquirep(struct p *pp)
+{
+	struct m *mp = tls_m;
+	if (mp->p || pp->m)
+		fatal_nodump("acquirep: P %d already owned", pp->id);
+	mp->p = pp;
+	pp->m = mp;
+	atomic_store(&pp->status, P_RUNNING);
+}
+
+static struct p *releasep(void)
+{
+	struct m *mp = tls_m;
+	struct p *pp = mp->p;
+	mp->p = NULL;
+	pp->m = NULL;
+	atomic_store(&pp->status, P_IDLE);
+	return pp;
+}
+
+/* sched.lock held */
+static void pidleput(struct p *pp)
+{
+	atomic_store(&pp->status, P_IDLE);
+	pp->link = sched.pidle;
+	sched.pidle = pp;
+	atomic_fetch_add(&sched.npidle, 1);
+}
+
+/* sched.lock held */
+static struct p *pidleget(void)
+{
+	struct p *pp = sched.pidle;
+	if (pp) {
+		sched.pidle = pp->link;
+		atomic_fetch_sub(&sched.npidle, 1);
+	}
+	return pp;
+}
+
+/* ---- Ms ------------------------------------------------------------------- */
+
+void checkdead(void);
+
+static void m_init(struct m *mp)
+{
+	mp->rand_state = (uint64_t)nanotime() ^ ((uint64_t)(uintptr_t)mp << 17);
+	mp->g0.m = mp;
+	mp->g0.goid = 0;
+	rt_lock(&sched.lock);
+	mp->id = sched.mnext++;
+	mp->alllink = sched.allm;
+	sched.allm = mp;
+	rt_unlock(&sched.lock);
+}
+
+static void thread_stack_bounds(struct stack *st)
+{
+	pthread_attr_t attr;
+	void *addr;
+	size_t size;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+			st->lo = (uintptr_t)addr;
+			st->hi = (uintptr_t)addr + size;
+			st->guarded = 1;
+		}
+		pthread_attr_destroy(&attr);
+	}
+}
+
+static void *mstart(void *arg)
+{
+	struct m *mp = arg;
+	tls_m = mp;
+	mp->tid = gettid_();
+	thread_stack_bounds(&mp->g0.stack);
+	san_current_context(&mp->g0);
+	signals_minit(mp);
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+	schedule();
+}
+
+/* Starts a new M that will own pp.  sched.mcount counts it from here. */
+static int newm(struct p *pp, bool spinning)
+{
+	struct m *mp = calloc(1, sizeof(*mp));
+	if (!mp)
+		return -ENOMEM;
+	m_init(mp);
+	mp->nextp = pp;
+	mp->spinning = spinning;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, M_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread unblocks what it needs */
+	rt_lock(&sched.lock);
+	sched.mcount++;
+	rt_unlock(&sched.lock);
+	int err = pthread_create(&mp->thread, &attr, mstart, mp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		rt_lock(&sched.lock);
+		sched.mcount--;
+		rt_unlock(&sched.lock);
+		return -err;
+	}
+	return 0;
+}
+
+/* Puts the calling M to sleep until startm hands it a P. */
+static void stopm(void)
+{
+	struct m *mp = tls_m;
+	if (mp->p)
+		fatal_nodump("stopm holding a P");
+	rt_lock(&sched.lock);
+	mp->schedlink = sched.midle;
+	sched.midle = mp;
+	sched.nmidle++;
+	checkdead();
+	rt_unlock(&sched.lock);
+	note_sleep(&mp->park);
+	note_clear(&mp->park);
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+}
+
+/* sched.lock held */
+static struct m *mget(void)
+{
+	struct m *mp = sched.midle;
+	if (mp) {
+		sched.midle = mp->schedlink;
+		sched.nmidle--;
+	}
+	return mp;
+}
+
+/* Gives pp (or an idle P) to an idle or new M.  A spinning start was
+ * already counted in nmspinning by the caller. */
+static void startm(struct p *pp, bool spinning)
+{
+	rt_lock(&sched.lock);
+	if (!pp) {
+		pp = pidleget();
+		if (!pp) {
+			rt_unlock(&sched.lock);
+			if (spinning)
+				atomic_fetch_sub(&sched.nmspinning, 1);
+			return;
+		}
+	}
+	struct m *mp = mget();
+	rt_unlock(&sched.lock);
+	if (!mp) {
+		int err = newm(pp, spinning);
+		if (err) {
+			/* No thread: the P goes back; its work waits for a running M. */
+			rt_lock(&sched.lock);
+			pidleput(pp);
+			rt_unlock(&sched.lock);
+			if (spinning)
+				atomic_fetch_sub(&sched.nmspinning, 1);
+		}
+		return;
+	}
+	mp->spinning = spinning;
+	mp->nextp = pp;
+	note_wakeup(&mp->park);
+}
+
+/* Wakes an idle P if there is one and nobody is already looking for work. */
+void wakep(void)
+{
+	if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0)
+		return;
+	if (atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) != 0)
+		return;
+	int32_t zero = 0;
+	if (!atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
+		return;
+	startm(NULL, true);
+}
+
+static bool has_timers(struct p *pp)
+{
+	return atomic_load_explicit(&pp->timer0_when, memory_order_relaxed) != 0;
+}
+
+/* Hands off pp, whose M is going away or blocking: to a new M if it has
+ * work, else to the idle list (Go's handoffp). */
+void handoffp(struct p *pp)
+{
+	if (!runqempty(pp) || atomic_load(&sched.runqsize) != 0) {
+		startm(pp, false);
+		return;
+	}
+	int32_t zero = 0;
+	if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
+	    atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
+		startm(pp, true);
+		return;
+	}
+	rt_lock(&sched.lock);
+	if (atomic_load(&sched.gcwaiting)) {
+		atomic_store(&pp->status, P_STOPPED);
+		if (--sched.stopwait == 0)
+			note_wakeup(&sched.stopnote);
+		rt_unlock(&sched.lock);
+		return;
+	}
+	if (atomic_load(&sched.runqsize) != 0) {
+		rt_unlock(&sched.lock);
+		startm(pp, false);
+		return;
+	}
+	/* The last running P, with timers or fds to watch and nobody polling:
+	 * keep an M on it. */
+	if (atomic_load(&sched.npidle) == maxprocs_now() - 1 &&
+	    atomic_load(&sched.lastpoll) != 0 && (has_timers(pp) || netpoll_anywaiters())) {
+		rt_unlock(&sched.lock);
+		startm(pp, false);
+		return;
+	}
+	pidleput(pp);
+	rt_unlock(&sched.lock);
+	int64_t when = atomic_load(&pp->timer0_when);
+	if (when)
+		netpoll_break();
+}
+
+/* ---- free Gs -------------------------------------------------------------- */
+
+static void gfput_nostack(struct g *gp)
+{
+	rt_lock(&sched.gflock);
+	gp->schedlink = sched.gfree_nostack;
+	sched.gfree_nostack = gp;
+	rt_unlock(&sched.gflock);
+}
+
+static struct g *gfget_nostack(void)
+{
+	rt_lock(&sched.gflock);
+	struct g *gp = sched.gfree_nostack;
+	if (gp)
+		sched.gfree_nostack = gp->schedlink;
+	rt_unlock(&sched.gflock);
+	return gp;
+}
+
+void gfput(struct p *pp, struct g *gp)
+{
+	if (gp->stack.hi - gp->stack.lo != config.stack_size) {
+		stack_free(&gp->stack);
+		gfput_nostack(gp);
+		return;
+	}
+	gp->schedlink = pp->gfree;
+	pp->gfree = gp;
+	if (++pp->ngfree < GFREE_LOCAL_MAX)
+		return;
+	/* Spill half; beyond the warm bound, give the stacks' pages back. */
+	rt_lock(&sched.gflock);
+	while (pp->ngfree > GFREE_LOCAL_MAX / 2) {
+		struct g *g2 = pp->gfree;
+		pp->gfree = g2->schedlink;
+		pp->ngfree--;
+		if (sched.ngfree_warm < GFREE_WARM_MAX) {
+			g2->schedlink = sched.gfree_warm;
+			sched.gfree_warm = g2;
+			sched.ngfree_warm++;
+		} else {
+			stack_trim(&g2->stack);
+			g2->schedlink = sched.gfree_cold;
+			sched.gfree_cold = g2;
+		}
+	}
+	rt_unlock(&sched.gflock);
+}
+
+/* A free G with a default-size stack, or NULL. */
+static struct g *gfget(struct p *pp)
+{
+	if (!pp->gfree) {
+		rt_lock(&sched.gflock);
+		while (pp->ngfree < GFREE_LOCAL_MAX / 2 && (sched.gfree_warm || sched.gfree_cold)) {
+			struct g *g2;
+			if (sched.gfree_warm) {
+				g2 = sched.gfree_warm;
+				sched.gfree_warm = g2->schedlink;
+				sched.ngfree_warm--;
+			} else {
+				g2 = sched.gfree_cold;
+				sched.gfree_cold = g2->schedlink;
+			}
+			g2->schedlink = pp->gfree;
+			pp->gfree = g2;
+			pp->ngfree++;
+		}
+		rt_unlock(&sched.gflock);
+		if (!pp->gfree)
+			return NULL;
+	}
+	struct g *gp = pp->gfree;
+	pp->gfree = gp->schedlink;
+	pp->ngfree--;
+	return gp;
+}
+
+static struct g *galloc(void)
+{
+	struct g *gp = aligned_alloc(CACHELINE, (sizeof(struct g) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+	if (!gp)
+		return NULL;
+	memset(gp, 0, sizeof(*gp));
+	san_new_context(gp);
+	allg_add(gp);
+	return gp;
+}
+
+static int64_t newgoid(struct p *pp)
+{
+	if (pp->goidcache == pp->goidcacheend) {
+		enum { GOID_BATCH = 16 };
+		pp->goidcache = atomic_fetch_add(&sched.goidgen, GOID_BATCH) + 1;
+		pp->goidcacheend = pp->goidcache + GOID_BATCH;
+	}
+	return pp->goidcache++;
+}
+
+/* A G ready to start fn(arg) with a stack of size bytes, or NULL with *err. */
+static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t size, int *err)
+{
+	struct g *gp = NULL;
+	if (size == config.stack_size && pp)
+		gp = gfget(pp);
+	if (!gp && !(gp = gfget_nostack()) && !(gp = galloc())) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (!gp->stack.hi) {
+		*err = stack_alloc(&gp->stack, size);
+		if (*err) {
+			gfput_nostack(gp);
+			return NULL;
+		}
+	}
+	gp->fn = fn;
+	gp->arg = arg;
+	gp->sp = gmprt_stack_init(gp->stack.hi);
+	gp->lockedm = NULL;
+	gp->waitreason = NULL;
+	gp->name = NULL;
+	gp->m = NULL;
+	gp->asan_fake_stack = NULL;
+	return gp;
+}
+
+/* ---- run queues as the scheduler sees them -------------------------------- */
+
+/* The next G from pp's own queues, with the global queue first every 61st
+ * tick so that it cannot starve. */
+static struct g *runnable_local(struct p *pp, bool *inherit)
+{
+	*inherit = false;
+	if (pp->schedtick % FAIRNESS_TICKS == 0 && atomic_load(&sched.runqsize) > 0) {
+		rt_lock(&sched.lock);
+		struct g *gp = globrunqget(pp, 1);
+		rt_unlock(&sched.lock);
+		if (gp)
+			return gp;
+	}
+	return runqget(pp, inherit);
+}
+
+void injectglist(struct g *list)
+{
+	if (!list)
+		return;
+	struct m *mp = tls_m;
+	if (mp && mp->p && !mp->curg) {
+		/* g0 with a P: keep them here, and wake others to share. */
+		while (list) {
+			struct g *next = list->schedlink;
+			atomic_store(&list->status, G_RUNNABLE);
+			runqput(mp->p, list, false);
+			list = next;
+		}
+		wakep();
+		return;
+	}
+	int32_t n = 0;
+	struct g *tail = list;
+	for (struct g *gp = list; gp; gp = gp->schedlink) {
+		atomic_store(&gp->status, G_RUNNABLE);
+		tail = gp;
+		n++;
+	}
+	rt_lock(&sched.lock);
+	globrunqputbatch(list, tail, n);
+	rt_unlock(&sched.lock);
+	for (; n > 0 && atomic_load(&sched.npidle) > 0; n--)
+		startm(NULL, false);
+}
+
+/* ---- parking and waking ---------------------------------------------------- */
+
+/* An adopted thread parks on a futex in its G. */
+static void park_adopted(struct g *gp, bool (*unlockf)(struct g *, void *), void *arg,
+			 const char *reason)
+{
+	gp->waitreason = reason;
+	atomic_store(&gp->wakeword, 0);
+	atomic_store(&gp->status, G_WAITING);
+	atomic_fetch_sub(&sched.nadopted, 1);
+	if (unlockf && !unlockf(gp, arg)) {
+		atomic_fetch_add(&sched.nadopted, 1);
+		atomic_store(&gp->status, G_RUNNING);
+		return;
+	}
+	while (atomic_load(&gp->wakeword) == 0)
+		futex_wait(&gp->wakeword, 0, -1);
+	atomic_store(&gp->status, G_RUNNING);
+}
+
+/* Sets gp running on mp, which owns a P. */
+static void prepare_run(struct m *mp, struct g *gp, bool inherit)
+{
+	mp->curg = gp;
+	gp->m = mp;
+	atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
+	if (!inherit)
+		mp->p->schedtick++;
+}
+
+/* gp (running on mp) stops running; mp->after says what happens to it.
+ * Runs the next local G directly if there is one, else goes to g0. */
+static void switch_away(struct m *mp, struct g *gp, bool dead)
+{
+	struct p *pp = mp->p;
+	struct g *next = NULL;
+	bool inherit = false;
+	/* Due timers are g0's business (findrunnable), so go there for them. */
+	if (!mp->lockedg && !atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) &&
+	    !(has_timers(pp) && atomic_load(&pp->timer0_when) <= nanotime()))
+		next = runnable_local(pp, &inherit);
+	if (next && !next->lockedm) {
+		prepare_run(mp, next, inherit);
+		switch_to(gp, next, dead);
+		return;
+	}
+	mp->nextg = next;
+	mp->curg = NULL;
+	switch_to(gp, &mp->g0, dead);
+}
+
+void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason)
+{
+	struct g *gp = getg();
+	if (gp->adopted) {
+		park_adopted(gp, unlockf, arg, reason);
+		return;
+	}
+	struct m *mp = gp->m;
+	if (gp == &mp->g0)
+		fatal("gopark on the scheduler's stack");
+	gp->waitreason = reason;
+	mp->after = (struct after_switch){ AFTER_PARK, gp, unlockf, arg };
+	switch_away(mp, gp, false);
+}
+
+static bool unlock_rt_lock(struct g *gp, void *l)
+{
+	rt_unlock(l);
+	return true;
+}
+
+void gopark_unlock(struct rt_lock *l, const char *reason)
+{
+	gopark(unlock_rt_lock, l, reason);
+}
+
+/* WAITING -> RUNNABLE.  A G that is still switching away (a waker found it
+ * through a queue that gopark's unlock function has not yet released) is
+ * waited for: that takes a few hundred instructions at most. */
+static void ready_status(struct g *gp)
+{
+	int64_t deadline = 0;
+	for (;;) {
+		int expect = G_WAITING;
+		if (atomic_compare_exchange_strong(&gp->status, &expect, G_RUNNABLE))
+			return;
+		if (expect != G_RUNNING)
+			fatal("goready: goroutine %lld is not waiting (status %d)",
+			      (long long)gp->goid, expect);
+		if (!deadline)
+			deadline = nanotime() + 1000000000;
+		else if (nanotime() > deadline)
+			fatal("goready: goroutine %lld never parked", (long long)gp->goid);
+		sched_yield();
+	}
+}
+
+void goready(struct g *gp)
+{
+	if (gp->adopted) {
+		atomic_fetch_add(&sched.nadopted, 1);
+		atomic_store(&gp->wakeword, 1);
+		futex_wake(&gp->wakeword, 1);
+		return;
+	}
+	ready_status(gp);
+	struct m *mp = tls_m;
+	if (mp && mp->p) {
+		struct p *pp = mp->p;
+		runqput(pp, gp, true);
+		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
+		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (t != h)
+			wakep();
+		return;
+	}
+	rt_lock(&sched.lock);
+	globrunqput(gp);
+	rt_unlock(&sched.lock);
+	wakep();
+}
+
+/* ---- the scheduler loop (on g0) ------------------------------------------ */
+
+static void gcstopm(void)
+{
+	struct m *mp = tls_m;
+	if (mp->spinning) {
+		mp->spinning = false;
+		atomic_fetch_sub(&sched.nmspinning, 1);
+	}
+	struct p *pp = releasep();
+	rt_lock(&sched.lock);
+	atomic_store(&pp->status, P_STOPPED);
+	if (--sched.stopwait == 0)
+		note_wakeup(&sched.stopnote);
+	rt_unlock(&sched.lock);
+	stopm();
+}
+
+static void become_spinning(struct m *mp)
+{
+	mp->spinning = true;
+	atomic_fetch_add(&sched.nmspinning, 1);
+}
+
+static void min_when(int64_t *acc, int64_t when)
+{
+	if (when != 0 && (*acc == 0 || when < *acc))
+		*acc = when;
+}
+
+/* Four passes over the other Ps in random order; the last also runs their
+ * due timers and may take their runnext. */
+static struct g *stealwork(struct p *pp, int64_t *polluntil)
+{
+	int32_t n = maxprocs_now();
+	if (n <= 1 && !has_timers(pp))
+		return NULL;
+	int64_t now = 0;
+	for (int pass = 0; pass < 4; pass++) {
+		bool last = pass == 3;
+		uint32_t r = fastrand();
+		int32_t start = (int32_t)(r % (uint32_t)n);
+		int32_t stride = stealorder[(r >> 16) % (uint32_t)nstealorder];
+		for (int32_t i = 0, k = start; i < n; i++, k = (k + stride) % n) {
+			if (atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed))
+				return NULL;
+			struct p *p2 = allp[k];
+			if (p2 == pp)
+				continue;
+			if (last && has_timers(p2)) {
+				if (!now)
+					now = nanotime();
+				min_when(polluntil, checktimers(p2, now));
+				bool inherit;
+				struct g *gp = runqget(pp, &inherit);
+				if (gp)
+					return gp;
+			}
+			if (atomic_load_explicit(&p2->status, memory_order_relaxed) != P_IDLE) {
+				struct g *gp = runqsteal(pp, p2, last);
+				if (gp)
+					return gp;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* The earliest timer of any P, read without a P. */
+static int64_t next_timer_any(void)
+{
+	int64_t w = 0;
+	int32_t n = maxprocs_now();
+	for (int32_t i = 0; i < n; i++)
+		min_when(&w, atomic_load_explicit(&allp[i]->timer0_when, memory_order_relaxed));
+	return w;
+}
+
+/* After dropping the P: did work appear that the M must not sleep through? */
+static struct p *recheck_runqs(void)
+{
+	int32_t n = maxprocs_now();
+	for (int32_t i = 0; i < n; i++) {
+		if (!runqempty(allp[i])) {
+			rt_lock(&sched.lock);
+			struct p *pp = pidleget();
+			rt_unlock(&sched.lock);
+			return pp;
+		}
+	}
+	return NULL;
+}
+
+/* Blocks in netpoll until fds are ready or polluntil; then takes an idle P.
+ * Returns a G to run (*got_p says a P was acquired), or NULL. */
+static struct g *block_in_netpoll(int64_t polluntil, bool *got_p)
+{
+	int64_t delay = -1;
+	if (polluntil) {
+		delay = polluntil - nanotime();
+		if (delay < 0)
+			delay = 0;
+	}
+	atomic_store(&sched.polluntil, polluntil);
+	struct g *list = netpoll(delay);
+	atomic_store(&sched.polluntil, 0);
+	atomic_store(&sched.lastpoll, nanotime());
+	rt_lock(&sched.lock);
+	struct p *pp = pidleget();
+	rt_unlock(&sched.lock);
+	*got_p = pp != NULL;
+	if (!pp) {
+		injectglist(list);
+		return NULL;
+	}
+	acquirep(pp);
+	if (!list)
+		return NULL;
+	struct g *gp = list;
+	injectglist(gp->schedlink);
+	atomic_store(&gp->status, G_RUNNABLE);
+	return gp;
+}
+
+/* Finds a runnable G; blocks until there is one (Go's findRunnable). */
+static struct g *findrunnable(bool *inherit)
+{
+	struct m *mp = tls_m;
+	for (;;) {
+		struct p *pp = mp->p;
+		struct g *gp;
+		int64_t polluntil = 0;
+		if (atomic_load(&sched.gcwaiting)) {
+			gcstopm();
+			continue;
+		}
+		if (has_timers(pp))
+			polluntil = checktimers(pp, nanotime());
+		if ((gp = runnable_local(pp, inherit)))
+			return gp;
+		*inherit = false;
+		if (atomic_load(&sched.runqsize) > 0) {
+			rt_lock(&sched.lock);
+			gp = globrunqget(pp, 0);
+			rt_unlock(&sched.lock);
+			if (gp)
+				return gp;
+		}
+		if (netpoll_anywaiters() && atomic_load(&sched.lastpoll) != 0) {
+			struct g *list = netpoll(0);
+			if (list) {
+				gp = list;
+				injectglist(gp->schedlink);
+				atomic_store(&gp->status, G_RUNNABLE);
+				return gp;
+			}
+		}
+		int32_t busy = maxprocs_now() - atomic_load(&sched.npidle);
+		if (mp->spinning || 2 * atomic_load(&sched.nmspinning) < busy) {
+			if (!mp->spinning)
+				become_spinning(mp);
+			if ((gp = stealwork(pp, &polluntil)))
+				return gp;
+		}
+
+		/* Nothing: give the P back. */
+		rt_lock(&sched.lock);
+		if (atomic_load(&sched.gcwaiting)) {
+			rt_unlock(&sched.lock);
+			continue;
+		}
+		if (atomic_load(&sched.runqsize) > 0) {
+			gp = globrunqget(pp, 0);
+			rt_unlock(&sched.lock);
+			return gp;
+		}
+		releasep();
+		pidleput(pp);
+		rt_unlock(&sched.lock);
+
+		bool was_spinning = mp->spinning;
+		if (mp->spinning) {
+			mp->spinning = false;
+			atomic_fetch_sub(&sched.nmspinning, 1);
+			struct p *p2 = recheck_runqs();
+			if (p2) {
+				acquirep(p2);
+				become_spinning(mp);
+				continue;
+			}
+		}
+		min_when(&polluntil, next_timer_any());
+		if ((netpoll_anywaiters() || polluntil) && atomic_exchange(&sched.lastpoll, 0) != 0) {
+			bool got_p;
+			gp = block_in_netpoll(polluntil, &got_p);
+			if (gp)
+				return gp;
+			if (got_p) {
+				if (was_spinning)
+					become_spinning(mp);
+				continue;
+			}
+		} else if (polluntil) {
+			int64_t pu = atomic_load(&sched.polluntil);
+			if (pu == 0 || polluntil < pu)
+				netpoll_break();
+		}
+		stopm();
+	}
+}
+
+static void resetspinning(struct m *mp)
+{
+	mp->spinning = false;
+	if (atomic_fetch_sub(&sched.nmspinning, 1) == 1)
+		wakep(); /* we were the last spinner: keep one looking */
+}
+
+/* Gives this M's P to gp's bound M, and sleeps (Go's startlockedm). */
+static void startlockedm(struct g *gp)
+{
+	struct m *mp = gp->lockedm;
+	mp->nextp = releasep();
+	note_wakeup(&mp->park);
+	stopm();
+}
+
+/* The bound M's G is not running: give the P away and sleep until the G is
+ * runnable and someone hands us a P (Go's stoplockedm). */
+static void stoplockedm(void)
+{
+	struct m *mp = tls_m;
+	if (mp->p)
+		handoffp(releasep());
+	rt_lock(&sched.lock);
+	sched.nmidlelocked++;
+	checkdead();
+	rt_unlock(&sched.lock);
+	note_sleep(&mp->park);
+	note_clear(&mp->park);
+	rt_lock(&sched.lock);
+	sched.nmidlelocked--;
+	rt_unlock(&sched.lock);
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+}
+
+static void execute(struct m *mp, struct g *gp, bool inherit)
+{
+	prepare_run(mp, gp, inherit);
+	switch_to(&mp->g0, gp, false);
+}
+
+static void schedule(void)
+{
+	struct m *mp = tls_m;
+	for (;;) {
+		if (mp->lockedg) {
+			stoplockedm();
+			execute(mp, mp->lockedg, false);
+			continue;
+		}
+		bool inherit = false;
+		struct g *gp = mp->nextg;
+		mp->nextg = NULL;
+		if (!gp)
+			gp = findrunnable(&inherit);
+		if (mp->spinning)
+			resetspinning(mp);
+		if (gp->lockedm && gp->lockedm != mp) {
+			startlockedm(gp);
+			continue;
+		}
+		execute(mp, gp, inherit);
+	}
+}
+
+/* ---- goroutine life -------------------------------------------------------- */
+
+void goexit1(void)
+{
+	struct m *mp = tls_m;
+	struct g *gp = mp->curg;
+	atomic_store(&gp->status, G_DEAD);
+	atomic_fetch_add_explicit(&mp->p->nexited, 1, memory_order_relaxed);
+	if (gp->lockedm) {
+		/* Go ends a thread whose goroutine exits locked; gmprt unbinds. */
+		gp->lockedm = NULL;
+		mp->lockedg = NULL;
+		mp->lockcount = 0;
+	}
+	if (gp->is_main) {
+		/* G1 lives on the main thread's stack: nothing to free. */
+		mp->after.kind = AFTER_NONE;
+	} else {
+		mp->after = (struct after_switch){ AFTER_GFREE, gp, NULL, NULL };
+	}
+	switch_away(mp, gp, true);
+	fatal_nodump("a dead goroutine was resumed");
+}
+
+GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_opts *opts)
+{
+	if (!fn)
+		return -EINVAL;
+	size_t size = opts && opts->stack_size ? opts->stack_size : config.stack_size;
+	getg(); /* adopts a foreign thread */
+	struct m *mp = tls_m;
+	struct p *pp = mp->p;
+	int err = 0;
+	struct g *gp = newproc(pp, fn, arg, size, &err);
+	if (!gp)
+		return err;
+	gp->name = opts ? opts->name : NULL;
+	if (pp) {
+		gp->goid = newgoid(pp);
+		atomic_fetch_add_explicit(&pp->ncreated, 1, memory_order_relaxed);
+		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+		runqput(pp, gp, true);
+	} else {
+		/* An adopted thread has no P: the goroutine goes to the global queue. */
+		gp->goid = atomic_fetch_add(&sched.goidgen, 1) + 1;
+		atomic_fetch_add(&allp[0]->ncreated, 1);
+		atomic_store(&gp->status, G_RUNNABLE);
+		rt_lock(&sched.lock);
+		globrunqput(gp);
+		rt_unlock(&sched.lock);
+	}
+	if (!atomic_load_explicit(&sysmon_running, memory_order_relaxed))
+		sysmon_start();
+	wakep();
+	return gp->goid;
+}
+
+GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
+{
+	return gmp_go_opts(fn, arg, NULL);
+}
+
+GMP_API void gmp_yield(void)
+{
+	struct g *gp = getg();
+	if (gp->adopted) {
+		sched_yield();
+		return;
+	}
+	struct m *mp = gp->m;
+	struct p *pp = mp->p;
+	if (runqempty(pp) && atomic_load_explicit(&sched.runqsize, memory_order_relaxed) == 0 &&
+	    !has_timers(pp))
+		return; /* nothing else to run here */
+	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+	if (mp->lockedg) {
+		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
+		mp->curg = NULL;
+		switch_to(gp, &mp->g0, false);
+		return;
+	}
+	mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
+	switch_away(mp, gp, false);
+}
+
+GMP_API void gmp_exit(void)
+{
+	struct g *gp = getg();
+	if (gp->adopted) {
+		/* Not a goroutine of ours: end the thread as Goexit ends a goroutine. */
+		pthread_exit(NULL);
+	}
+	goexit1();
+}
+
+GMP_API int64_t gmp_self(void)
+{
+	return getg()->goid;
+}
+
+GMP_API int64_t gmp_num_goroutine(void)
+{
+	int64_t n = 0;
+	int32_t np = atomic_load(&nallp);
+	for (int32_t i = 0; i < np; i++)
+		n += atomic_load_explicit(&allp[i]->ncreated, memory_order_relaxed) -
+		     atomic_load_explicit(&allp[i]->nexited, memory_order_relaxed);
+	return n;
+}
+
+GMP_API void gmp_lock_os_thread(void)
+{
+	struct g *gp = getg();
+	if (gp->adopted)
+		return; /* it owns its thread already */
+	struct m *mp = gp->m;
+	if (mp->lockcount++ == 0) {
+		gp->lockedm = mp;
+		mp->lockedg = gp;
+	}
+}
+
+GMP_API void gmp_unlock_os_thread(void)
+{
+	struct g *gp = getg();
+	if (gp->adopted)
+		return;
+	struct m *mp = gp->m;
+	if (mp->lockcount == 0)
+		return;
+	if (--mp->lockcount == 0) {
+		gp->lockedm = NULL;
+		mp->lockedg = NULL;
+	}
+}
+
+/* ---- adopted threads ------------------------------------------------------- */
+
+static void adopted_thread_exit(void *arg)
+{
+	struct m *mp = arg;
+	atomic_fetch_sub(&sched.nadopted, 1);
+	(void)mp; /* the G and M stay allocated: Gs are never freed */
+}
+
+static pthread_key_t adopted_key;
+
+struct g *adopt_thread(void)
+{
+	struct m *mp = calloc(1, sizeof(*mp));
+	if (!mp)
+		fatal_nodump("out of memory adopting a thread");
+	m_init(mp);
+	mp->tid = gettid_();
+	struct g *gp = calloc(1, sizeof(*gp));
+	if (!gp)
+		fatal_nodump("out of memory adopting a thread");
+	gp->adopted = 1;
+	gp->m = mp;
+	gp->lockedm = mp;
+	gp->goid = atomic_fetch_add(&sched.goidgen, 1) + 1;
+	atomic_store(&gp->status, G_RUNNING);
+	thread_stack_bounds(&gp->stack);
+	san_current_context(gp);
+	allg_add(gp);
+	mp->curg = gp;
+	mp->lockedg = gp;
+	atomic_fetch_add(&sched.nadopted, 1);
+	tls_m = mp;
+	pthread_setspecific(adopted_key, mp);
+	return gp;
+}
+
+/* ---- stop the world and GMP_MAXPROCS ---------------------------------------- */
+
+static void p_init(struct p *pp, int32_t id)
+{
+	pp->id = id;
+	pp->rand_state = (uint64_t)id * 0x9e3779b97f4a7c15ULL + 1;
+	atomic_store(&pp->status, P_STOPPED);
+}
+
+static int32_t gcd(int32_t a, int32_t b)
+{
+	while (b) {
+		int32_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static void compute_stealorder(int32_t n)
+{
+	nstealorder = 0;
+	for (int32_t i = 1; i <= n; i++)
+		if (gcd(i, n) == 1)
+			stealorder[nstealorder++] = i;
+}
+
+/* Moves everything queued on a P that is going away to the global queue. */
+static void p_destroy(struct p *pp)
+{
+	bool inherit;
+	struct g *gp;
+	rt_lock(&sched.lock);
+	while ((gp = runqget(pp, &inherit)))
+		globrunqput(gp);
+	rt_unlock(&sched.lock);
+	timers_move(pp, allp[0]);
+	rt_lock(&sched.gflock);
+	while ((gp = pp->gfree)) {
+		pp->gfree = gp->schedlink;
+		gp->schedlink = sched.gfree_warm;
+		sched.gfree_warm = gp;
+		sched.ngfree_warm++;
+	}
+	pp->ngfree = 0;
+	rt_unlock(&sched.gflock);
+	atomic_store(&pp->status, P_DEAD);
+}
+
+/* World stopped (or not yet started).  Returns Ps with work, linked. */
+static struct p *procresize(int32_t n)
+{
+	int32_t old = maxprocs_now();
+	for (int32_t i = 0; i < n; i++) {
+		if (!allp[i]) {
+			struct p *pp = aligned_alloc(CACHELINE, (sizeof(struct p) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
+			if (!pp)
+				fatal_nodump("out of memory for processors");
+			memset(pp, 0, sizeof(*pp));
+			p_init(pp, i);
+			allp[i] = pp;
+			atomic_store(&nallp, i + 1);
+		}
+	}
+	atomic_store(&sched.gomaxprocs, n);
+	for (int32_t i = n; i < old; i++)
+		p_destroy(allp[i]);
+	compute_stealorder(n);
+	struct m *mp = tls_m;
+	struct p *mine = mp ? mp->p : NULL;
+	if (mine && mine->id >= n) {
+		releasep();
+		acquirep(allp[0]);
+		mine = allp[0];
+	}
+	struct p *runnable = NULL;
+	sched.pidle = NULL;
+	atomic_store(&sched.npidle, 0);
+	for (int32_t i = n - 1; i >= 0; i--) {
+		struct p *pp = allp[i];
+		if (pp == mine)
+			continue;
+		pp->m = NULL;
+		if (runqempty(pp)) {
+			pidleput(pp);
+		} else {
+			pp->link = runnable;
+			runnable = pp;
+		}
+	}
+	return runnable;
+}
+
+static void stoptheworld(void)
+{
+	struct m *mp = tls_m;
+	rt_lock(&sched.stwlock);
+	rt_lock(&sched.lock);
+	note_clear(&sched.stopnote);
+	sched.stopwait = maxprocs_now();
+	atomic_store(&sched.gcwaiting, 1);
+	if (mp->p) {
+		atomic_store(&mp->p->status, P_STOPPED);
+		sched.stopwait--;
+	}
+	struct p *pp;
+	while ((pp = pidleget())) {
+		atomic_store(&pp->status, P_STOPPED);
+		sched.stopwait--;
+	}
+	bool wait = sched.stopwait > 0;
+	rt_unlock(&sched.lock);
+	if (wait)
+		note_sleep(&sched.stopnote);
+}
+
+static void starttheworld(struct p *runnable)
+{
+	struct m *mp = tls_m;
+	if (mp->p)
+		atomic_store(&mp->p->status, P_RUNNING);
+	atomic_store(&sched.gcwaiting, 0);
+	rt_unlock(&sched.stwlock);
+	while (runnable) {
+		struct p *next = runnable->link;
+		startm(runnable, false);
+		runnable = next;
+	}
+	wakep();
+}
+
+GMP_API int gmp_maxprocs(int n)
+{
+	getg();
+	int prev = maxprocs_now();
+	if (n <= 0 || n == prev)
+		return prev;
+	if (n > MAXPROCS_LIMIT)
+		return -EINVAL;
+	stoptheworld();
+	starttheworld(procresize(n));
+	return prev;
+}
+
+/* ---- deadlock detection ---------------------------------------------------- */
+
+/* sched.lock held; called as an M goes idle (Go's checkdead). */
+void checkdead(void)
+{
+	int32_t run = sched.mcount - sched.nmidle - sched.nmidlelocked;
+	if (run > 0)
+		return;
+	if (atomic_load(&sched.nadopted) > 0 || atomic_load(&sched.nsyscall) > 0)
+		return;
+	if (atomic_load(&sched.runqsize) > 0)
+		return;
+	int32_t n = maxprocs_now();
+	for (int32_t i = 0; i < n; i++)
+		if (has_timers(allp[i]) || !runqempty(allp[i]))
+			return;
+	if (gmp_num_goroutine() == 0)
+		fatal("no goroutines (main called gmp_exit) - deadlock!");
+	fatal("all goroutines are asleep - deadlock!");
+}
+
+/* ---- start-up --------------------------------------------------------------- */
+
+static void main_thread_init(void)
+{
+	m_init(&m0);
+	m0.tid = gettid_();
+	m0.is_main_thread = true;
+	tls_m = &m0;
+	sched.mcount = 1;
+
+	/* g0 of the main thread: a mapped stack, entered through gostart. */
+	struct stack *st = &m0.g0.stack;
+	if (stack_alloc(st, G0_STACK) != 0)
+		fatal_nodump("cannot map the scheduler stack");
+	san_new_context(&m0.g0);
+	m0.g0.sp = gmprt_stack_init(st->hi);
+
+	/* G1 is main() on the thread's own stack. */
+	g1.goid = atomic_fetch_add(&sched.goidgen, 1) + 1;
+	g1.is_main = 1;
+	g1.m = &m0;
+	g1.name = "main";
+	atomic_store(&g1.status, G_RUNNING);
+	thread_stack_bounds(&g1.stack);
+	san_current_context(&g1);
+	allg_add(&g1);
+	m0.curg = &g1;
+	signals_minit(&m0);
+}
+
+__attribute__((constructor(101))) static void runtime_init(void)
+{
+	config_init();
+	stack_init();
+	pthread_key_create(&adopted_key, adopted_thread_exit);
+	atomic_store(&sched.lastpoll, nanotime());
+	bool on_main = getpid() == gettid_();
+	if (on_main)
+		main_thread_init();
+	signals_init();
+	netpoll_init();
+	procresize(config.maxprocs);
+	if (on_main) {
+		acquirep(allp[0]);
+		atomic_fetch_add(&allp[0]->ncreated, 1); /* G1 */
+		struct p *pp;
+		/* P0 is ours: take it off the idle list procresize built. */
+		rt_lock(&sched.lock);
+		struct p **link = &sched.pidle;
+		while ((pp = *link)) {
+			if (pp == allp[0]) {
+				*link = pp->link;
+				atomic_fetch_sub(&sched.npidle, 1);
+				break;
+			}
+			link = &pp->link;
+		}
+		rt_unlock(&sched.lock);
+	}
+}
+
+/* ---- sysmon ------------------------------------------------------------------ */
+
+static void *sysmon_thread(void *arg)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	sysmon_main();
+	return NULL;
+}
+
+static void sysmon_start(void)
+{
+	if (atomic_exchange(&sysmon_running, true))
+		return;
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, M_STACK);
+	if (pthread_create(&t, &attr, sysmon_thread, NULL) != 0)
+		warn("cannot start sysmon; blocked timers and idle Ps are only noticed by running Ms");
+	pthread_attr_destroy(&attr);
+}
+
+/* For sysmon: a P with queued work while Ps sit idle and nobody spins. */
+void sysmon_wake_idle(void)
+{
+	if (atomic_load(&sched.npidle) == 0 || atomic_load(&sched.nmspinning) != 0)
+		return;
+	int32_t n = maxprocs_now();
+	for (int32_t i = 0; i < n; i++) {
+		if (atomic_load(&allp[i]->status) == P_RUNNING && !runqempty(allp[i])) {
+			wakep();
+			return;
+		}
+	}
+}

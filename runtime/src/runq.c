@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * runq.c - run queues: each P's local ring and runnext, the global queue.
+ *
+ * Local queue (Go's runq): a 256-slot ring.  Only the owning P's M writes
+ * runqtail (plain store-release); any M may advance runqhead with a CAS, which
+ * is how thieves take work without a lock.  runnext holds the G that the
+ * owner readied last (a woken channel partner, a new goroutine): it runs
+ * next and inherits the current time slice, so a producer/consumer pair
+ * stays on one P.
+ *
+ * A full ring spills half of itself, plus the new G, to the global queue in
+ * one batch (runqputslow).  A thief takes half of a victim's ring
+ * (runqgrab), and the victim's runnext only when told to.
+ *
+ * Global queue: a list guarded by sched.lock; sched.runqsize mirrors its
+ * length so that a P can see it is empty without taking the lock.
+ */
+#include "runtime.h"
+
+#include <sched.h>
+
+/* Ring slots are read racily by thieves, who then validate with a CAS on
+ * runqhead: relaxed atomics say so (and keep TSan informed). */
+static inline struct g *slot_load(struct p *pp, uint32_t i)
+{
+	return __atomic_load_n(&pp->runq[i % RUNQ_SIZE], __ATOMIC_RELAXED);
+}
+
+static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
+{
+	__atomic_store_n(&pp->runq[i % RUNQ_SIZE], gp, __ATOMIC_RELAXED);
+}
+
+static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
+{
+	struct g *batch[RUNQ_SIZE / 2 + 1];
+	uint32_t n = (tail - head) / 2;
+	for (uint32_t i = 0; i < n; i++)
+		batch[i] = slot_load(pp, head + i);
+	if (!atomic_compare_exchange_strong_explicit(&pp->runqhead, &head, head + n,
+						     memory_order_release, memory_order_relaxed))
+		return false;
+	batch[n] = gp;
+	for (uint32_t i = 0; i < n; i++)
+		batch[i]->schedlink = batch[i + 1];
+	gp->schedlink = NULL;
+	rt_lock(&sched.lock);
+	globrunqputbatch(batch[0], gp, (int32_t)n + 1);
+	rt_unlock(&sched.lock);
+	return true;
+}
+
+/* Puts gp on pp's local queue; with next, in runnext (kicking the old one out
+ * to the tail).  Only pp's owner calls this. */
+void runqput(struct p *pp, struct g *gp, bool next)
+{
+	if (next) {
+		gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
+		if (!gp)
+			return;
+	}
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (tail - head < RUNQ_SIZE) {
+			slot_store(pp, tail, gp);
+			atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
+			return;
+		}
+		if (runqputslow(pp, gp, head, tail))
+			return;
+	}
+}
+
+/* Takes the next G from pp's local queue; *inherit says it came from runnext
+ * and should keep the current time slice.  Only pp's owner calls this. */
+struct g *runqget(struct p *pp, bool *inherit)
+{
+	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+	if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
+							    memory_order_acq_rel,
+							    memory_order_relaxed)) {
+		*inherit = true;
+		return next;
+	}
+	*inherit = false;
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (tail == head)
+			return NULL;
+		struct g *gp = slot_load(pp, head);
+		if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &head, head + 1,
+							  memory_order_release, memory_order_relaxed))
+			return gp;
+	}
+}
+
+bool runqempty(struct p *pp)
+{
+	/* Read tail, runnext, then tail again, so a G moving from runnext to
+	 * the ring is not missed. */
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+		struct g *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
+		if (tail == atomic_load_explicit(&pp->runqtail, memory_order_acquire))
+			return head == tail && next == NULL;
+	}
+}
+
+/* Copies half of victim's queue into batch[]; returns how many. */
+static uint32_t runqgrab(struct p *victim, struct g **batch, bool steal_runnext)
+{
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&victim->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&victim->runqtail, memory_order_acquire);
+		uint32_t n = tail - head;
+		n -= n / 2;
+		if (n == 0) {
+			if (!steal_runnext)
+				return 0;
+			struct g *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
+			if (!next)
+				return 0;
+			/* The victim is likely about to run it (a channel hand-off
+			 * takes well under a microsecond): give it that chance. */
+			if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING)
+				sched_yield();
+			if (!atomic_compare_exchange_strong(&victim->runnext, &next, NULL))
+				continue;
+			batch[0] = next;
+			return 1;
+		}
+		if (n > RUNQ_SIZE / 2)
+			continue; /* inconsistent read of head and tail */
+		for (uint32_t i = 0; i < n; i++)
+			batch[i] = slot_load(victim, head + i);
+		if (atomic_compare_exchange_strong_explicit(&victim->runqhead, &head, head + n,
+							    memory_order_acq_rel,
+							    memory_order_relaxed))
+			return n;
+	}
+}
+
+/* Steals half of victim's work into pp's queue and returns one G to run. */
+struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext)
+{
+	struct g *batch[RUNQ_SIZE / 2];
+	uint32_t n = runqgrab(victim, batch, steal_runnext);
+	if (n == 0)
+		return NULL;
+	uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	for (uint32_t i = 1; i < n; i++)
+		slot_store(pp, tail + i - 1, batch[i]);
+	atomic_store_explicit(&pp->runqtail, tail + n - 1, memory_order_release);
+	atomic_fetch_add_explicit(&pp->nsteal, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&victim->nstolen, n, memory_order_relaxed);
+	return batch[0];
+}
+
+void globrunqput(struct g *gp)
+{
+	gp->schedlink = NULL;
+	globrunqputbatch(gp, gp, 1);
+}
+
+void globrunqputbatch(struct g *head, struct g *tail, int32_t n)
+{
+	tail->schedlink = NULL;
+	if (sched.runqtail)
+		sched.runqtail->schedlink = head;
+	else
+		sched.runqhead = head;
+	sched.runqtail = tail;
+	atomic_fetch_add_explicit(&sched.runqsize, n, memory_order_relaxed);
+}
+
+/* Takes a fair share of the global queue: one G to run now, and up to half
+ * of the local ring's room worth more onto pp's queue. */
+struct g *globrunqget(struct p *pp, int32_t max)
+{
+	int64_t size = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
+	if (size == 0)
+		return NULL;
+	int32_t gmp = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+	int64_t n = size / gmp + 1;
+	if (n > size)
+		n = size;
+	if (max > 0 && n > max)
+		n = max;
+	if (n > RUNQ_SIZE / 2)
+		n = RUNQ_SIZE / 2;
+	atomic_fetch_sub_explicit(&sched.runqsize, n, memory_order_relaxed);
+	struct g *gp = sched.runqhead;
+	sched.runqhead = gp->schedlink;
+	for (int64_t i = 1; i < n; i++) {
+		struct g *g1 = sched.runqhead;
+		sched.runqhead = g1->schedlink;
+		runqput(pp, g1, false);
+	}
+	if (!sched.runqhead)
+		sched.runqtail = NULL;
+	return gp;
+}

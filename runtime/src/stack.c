@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * stack.c - goroutine stacks: reservation, overflow detection, trimming.
+ *
+ * A stack is an anonymous MAP_NORESERVE mapping: the kernel commits its pages
+ * one by one as they are touched, so a parked goroutine costs about a page.
+ * Reuse is the G free lists' job (proc.c): a dead G keeps its stack, and
+ * stack_trim() gives the pages back when a free list is over its bound.
+ *
+ * Overflow detection, two modes:
+ *   guarded  a PROT_NONE page lies just below the stack; running into it
+ *            faults, and the SIGSEGV handler (panic.c) reports the overflow.
+ *            Costs two VMAs per stack, so only while the mapping budget lasts
+ *            (a quarter of vm.max_map_count).
+ *   canary   no guard page: the mapping merges with its neighbours and costs
+ *            no VMA.  The lowest CANARY_BYTES of the stack must stay zero; the
+ *            scheduler checks them, and the saved sp, at every switch away
+ *            from the goroutine.  Reading them never commits memory (an
+ *            untouched page reads from the kernel's zero page).
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+enum { CANARY_BYTES = 64, MIN_STACK = 8 << 10, MAX_STACK = 1 << 30 };
+
+static size_t page_size;
+static _Atomic long guard_budget;	/* guarded stacks we may still map */
+
+static long read_max_map_count(void)
+{
+	long v = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = 65530;
+		fclose(f);
+	}
+	return v;
+}
+
+void stack_init(void)
+{
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	atomic_store(&guard_budget, read_max_map_count() / 4 / 2);
+}
+
+static size_t round_to_page(size_t n)
+{
+	return (n + page_size - 1) & ~(page_size - 1);
+}
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int map_guarded(struct stack *st, size_t size)
+{
+	char *base = map_anon(size + page_size);
+	if (!base)
+		return -errno;
+	if (mprotect(base, page_size, PROT_NONE) != 0) {
+		int err = -errno;
+		munmap(base, size + page_size);
+		return err;
+	}
+	st->map_lo = (uintptr_t)base;
+	st->lo = (uintptr_t)base + page_size;
+	st->guarded = 1;
+	return 0;
+}
+
+static int map_canary(struct stack *st, size_t size)
+{
+	char *base = map_anon(size);
+	if (!base)
+		return -errno;
+	st->map_lo = st->lo = (uintptr_t)base;
+	st->guarded = 0;
+	return 0;
+}
+
+int stack_alloc(struct stack *st, size_t size)
+{
+	if (size < MIN_STACK)
+		size = MIN_STACK;
+	if (size > MAX_STACK)
+		return -EINVAL;
+	size = round_to_page(size);
+	int err;
+	if (atomic_fetch_sub(&guard_budget, 1) > 0) {
+		err = map_guarded(st, size);
+		if (err == -ENOMEM) { /* out of mappings, perhaps: try without a guard */
+			atomic_store(&guard_budget, 0);
+			err = map_canary(st, size);
+		}
+	} else {
+		atomic_fetch_add(&guard_budget, 1);
+		err = map_canary(st, size);
+	}
+	if (err)
+		return err;
+	st->hi = st->lo + size;
+	st->vg_id = RUNNING_ON_VALGRIND ? VALGRIND_STACK_REGISTER(st->lo, st->hi) : 0;
+	return 0;
+}
+
+void stack_free(struct stack *st)
+{
+	if (!st->hi)
+		return;
+	if (st->vg_id)
+		VALGRIND_STACK_DEREGISTER(st->vg_id);
+	munmap((void *)st->map_lo, st->hi - st->map_lo);
+	if (st->guarded)
+		atomic_fetch_add(&guard_budget, 1);
+	memset(st, 0, sizeof(*st));
+}
+
+void stack_trim(struct stack *st)
+{
+	madvise((void *)st->lo, st->hi - st->lo, MADV_DONTNEED);
+}
+
+bool stack_canary_intact(const struct stack *st)
+{
+	if (st->guarded || !st->hi)
+		return true;
+	const uint64_t *w = (const uint64_t *)st->lo;
+	uint64_t any = 0;
+	for (size_t i = 0; i < CANARY_BYTES / sizeof(*w); i++)
+		any |= w[i];
+	return any == 0;
+}
+
+/* A fault within a page below the stack, or in its canary, is an overflow. */
+bool stack_fault_is_overflow(const struct stack *st, uintptr_t addr)
+{
+	if (!st->hi)
+		return false;
+	uintptr_t floor = st->lo - (st->guarded ? page_size : 16 * page_size);
+	return addr >= floor && addr < st->lo + CANARY_BYTES;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * switch_x86_64.S - goroutine context switch for x86-64 (System V ABI).
+ *
+ * A saved context is just a stack pointer: the switch pushes the callee-saved
+ * registers (rbp, rbx, r12-r15) and the SSE/x87 control words onto the
+ * current stack, stores rsp, loads the other stack's rsp and pops the same
+ * frame.  Caller-saved registers are the caller's business, as for any call.
+ * No system call is made: the signal mask is per thread and stays put.
+ *
+ * Saved frame, from the saved sp upwards:
+ *   +0 mxcsr  +4 x87 control word  +8 r15  +16 r14  +24 r13  +32 r12
+ *   +40 rbx  +48 rbp  +56 return address
+ */
+	.text
+
+/* void gmprt_switch(void **save_sp, void *new_sp) */
+	.globl gmprt_switch
+	.hidden gmprt_switch
+	.type gmprt_switch, @function
+	.align 16
+gmprt_switch:
+	.cfi_startproc
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	subq	$8, %rsp
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size gmprt_switch, .-gmprt_switch
+
+/* void *gmprt_stack_init(uintptr_t top): lays out a saved frame at the top
+ * of a fresh stack whose return address is gmprt_gostart, and returns the sp
+ * to switch to.  The 16 bytes above the frame are zero: the end of the chain
+ * for debuggers. */
+	.globl gmprt_stack_init
+	.hidden gmprt_stack_init
+	.type gmprt_stack_init, @function
+	.align 16
+gmprt_stack_init:
+	.cfi_startproc
+	movq	%rdi, %rax
+	andq	$-16, %rax
+	xorl	%edx, %edx
+	movq	%rdx, -8(%rax)
+	movq	%rdx, -16(%rax)
+	leaq	gmprt_gostart(%rip), %rcx
+	movq	%rcx, -24(%rax)
+	movq	%rdx, -32(%rax)
+	movq	%rdx, -40(%rax)
+	movq	%rdx, -48(%rax)
+	movq	%rdx, -56(%rax)
+	movq	%rdx, -64(%rax)
+	movq	%rdx, -72(%rax)
+	movl	$0x1f80, -80(%rax)
+	movw	$0x037f, -76(%rax)
+	leaq	-80(%rax), %rax
+	ret
+	.cfi_endproc
+	.size gmprt_stack_init, .-gmprt_stack_init
+
+/* First instruction of every goroutine: rsp is 16-byte aligned here. */
+	.type gmprt_gostart, @function
+	.align 16
+gmprt_gostart:
+	.cfi_startproc
+	.cfi_undefined rip
+	xorl	%ebp, %ebp
+	call	gostart
+	ud2
+	.cfi_endproc
+	.size gmprt_gostart, .-gmprt_gostart
+
+	.section .note.GNU-stack,"",@progbits
