@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 enum { ALTSTACK_SIZE = 64 << 10 };
@@ -135,13 +136,34 @@ static void reraise(int sig, siginfo_t *info, void *uc)
 	signal(sig, SIG_DFL);
 }
 
+/* The interrupted stack pointer, where the architecture is known. */
+static uintptr_t fault_sp(void *uc)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.sp;
+#else
+	(void)uc;
+	return UINTPTR_MAX;
+#endif
+}
+
+/* Did the running goroutine's stack overflow?  Either the fault is in its
+ * guard page or canary, or its sp is below the stack (a canary-mode stack
+ * that ran into its neighbour's memory). */
+static bool overflowed(const struct stack *st, uintptr_t addr, uintptr_t sp)
+{
+	return stack_fault_is_overflow(st, addr) || (st->hi && sp < st->lo + 256 && sp + (1 << 20) > st->lo);
+}
+
 static void on_fault(int sig, siginfo_t *info, void *uc)
 {
 	struct m *mp = tls_m;
 	uintptr_t addr = (uintptr_t)info->si_addr;
 	if (mp && info->si_code > 0) {
 		struct g *gp = mp->curg ? mp->curg : &mp->g0;
-		if (!gp->adopted && stack_fault_is_overflow(&gp->stack, addr)) {
+		if (!gp->adopted && overflowed(&gp->stack, addr, fault_sp(uc))) {
 			if (gp == &mp->g0)
 				fatal("stack overflow on the scheduler stack of M%d", mp->id);
 			fatal("stack overflow in goroutine %lld (stack %zu bytes)", (long long)gp->goid,

@@ -184,9 +184,15 @@ static void switch_finish(struct g *self)
 	run_after(tls_m);
 }
 
+/* Canary-mode overflow check at a switch.  The canary is read only when the
+ * G is in the lower half of its stack: reading the bottom page of every G
+ * costs a page fault each (the zero page gets mapped).  An overflow that
+ * has unwound by then is caught only if it faulted (panic.c checks sp). */
 static void check_stack(struct g *gp)
 {
-	if ((uintptr_t)__builtin_frame_address(0) < gp->stack.lo || !stack_canary_intact(&gp->stack))
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	uintptr_t mid = gp->stack.lo + (gp->stack.hi - gp->stack.lo) / 2;
+	if (sp < gp->stack.lo || (sp < mid && !stack_canary_intact(&gp->stack)))
 		fatal("stack overflow in goroutine %lld (stack %zu bytes)", (long long)gp->goid,
 		      (size_t)(gp->stack.hi - gp->stack.lo));
 }
@@ -195,7 +201,7 @@ static void check_stack(struct g *gp)
  * switched back to, possibly on another M. */
 static void switch_to(struct g *from, struct g *to, bool from_dead)
 {
-	if (!from_dead && from->stack.hi && !from->stack.guarded)
+	if (from->stack.hi && !from->stack.guarded)
 		check_stack(from);
 	san_before_switch(from, to, from_dead);
 	gmprt_switch(&from->sp, to->sp);
@@ -480,6 +486,24 @@ static struct g *gfget_nostack(void)
 	return gp;
 }
 
+/* gflock held: queue g for a batched trim; trim when the batch is full. */
+static void gtrim_put(struct g *gp)
+{
+	enum { N = sizeof(sched.gtrim) / sizeof(sched.gtrim[0]) };
+	sched.gtrim[sched.ngtrim++] = gp;
+	if (sched.ngtrim < N)
+		return;
+	struct stack *sts[N];
+	for (int i = 0; i < N; i++)
+		sts[i] = &sched.gtrim[i]->stack;
+	stack_trim_batch(sts, N);
+	for (int i = 0; i < N; i++) {
+		sched.gtrim[i]->schedlink = sched.gfree_cold;
+		sched.gfree_cold = sched.gtrim[i];
+	}
+	sched.ngtrim = 0;
+}
+
 void gfput(struct p *pp, struct g *gp)
 {
 	if (gp->stack.hi - gp->stack.lo != config.stack_size) {
@@ -502,9 +526,7 @@ void gfput(struct p *pp, struct g *gp)
 			sched.gfree_warm = g2;
 			sched.ngfree_warm++;
 		} else {
-			stack_trim(&g2->stack);
-			g2->schedlink = sched.gfree_cold;
-			sched.gfree_cold = g2;
+			gtrim_put(g2);
 		}
 	}
 	rt_unlock(&sched.gflock);
@@ -712,6 +734,8 @@ void gopark_unlock(struct rt_lock *l, const char *reason)
 	gopark(unlock_rt_lock, l, reason);
 }
 
+static void ready(struct g *gp, bool next);
+
 /* WAITING -> RUNNABLE.  A G that is still switching away (a waker found it
  * through a queue that gopark's unlock function has not yet released) is
  * waited for: that takes a few hundred instructions at most. */
@@ -735,6 +759,18 @@ static void ready_status(struct g *gp)
 
 void goready(struct g *gp)
 {
+	ready(gp, true);
+}
+
+void goready_fifo(struct g *gp)
+{
+	ready(gp, false);
+}
+
+/* Makes gp runnable: in runnext (next) or at the tail of this P's queue, or
+ * on the global queue from a thread without a P. */
+static void ready(struct g *gp, bool next)
+{
 	if (gp->adopted) {
 		atomic_fetch_add(&sched.nadopted, 1);
 		atomic_store(&gp->wakeword, 1);
@@ -745,7 +781,7 @@ void goready(struct g *gp)
 	struct m *mp = tls_m;
 	if (mp && mp->p) {
 		struct p *pp = mp->p;
-		runqput(pp, gp, true);
+		runqput(pp, gp, next);
 		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
 		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
 		if (t != h)
@@ -980,6 +1016,11 @@ static void resetspinning(struct m *mp)
 static void startlockedm(struct g *gp)
 {
 	struct m *mp = gp->lockedm;
+	/* The waker, not the sleeper, uncounts it, so that checkdead never
+	 * sees both of us idle. */
+	rt_lock(&sched.lock);
+	sched.nmidlelocked--;
+	rt_unlock(&sched.lock);
 	mp->nextp = releasep();
 	note_wakeup(&mp->park);
 	stopm();
@@ -998,9 +1039,6 @@ static void stoplockedm(void)
 	rt_unlock(&sched.lock);
 	note_sleep(&mp->park);
 	note_clear(&mp->park);
-	rt_lock(&sched.lock);
-	sched.nmidlelocked--;
-	rt_unlock(&sched.lock);
 	struct p *pp = mp->nextp;
 	mp->nextp = NULL;
 	acquirep(pp);
@@ -1178,6 +1216,7 @@ static void adopted_thread_exit(void *arg)
 {
 	struct m *mp = arg;
 	atomic_fetch_sub(&sched.nadopted, 1);
+	atomic_fetch_sub(&sched.nadopted_all, 1);
 	(void)mp; /* the G and M stay allocated: Gs are never freed */
 }
 
@@ -1204,6 +1243,7 @@ struct g *adopt_thread(void)
 	mp->curg = gp;
 	mp->lockedg = gp;
 	atomic_fetch_add(&sched.nadopted, 1);
+	atomic_fetch_add(&sched.nadopted_all, 1);
 	tls_m = mp;
 	pthread_setspecific(adopted_key, mp);
 	return gp;
@@ -1355,6 +1395,24 @@ GMP_API int gmp_maxprocs(int n)
 
 /* ---- deadlock detection ---------------------------------------------------- */
 
+/* Threads that gmprt does not know of may still call in (the API adopts
+ * them), so while any live, waiting goroutines are not a deadlock.  Known:
+ * the Ms, sysmon, and adopted threads. */
+static bool foreign_threads_alive(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	if (!f)
+		return false;
+	char line[128];
+	long threads = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Threads:", 8) == 0)
+			threads = atol(line + 8);
+	fclose(f);
+	long known = sched.mcount + atomic_load(&sysmon_running) + atomic_load(&sched.nadopted_all);
+	return threads > known;
+}
+
 /* sched.lock held; called as an M goes idle (Go's checkdead). */
 void checkdead(void)
 {
@@ -1362,6 +1420,8 @@ void checkdead(void)
 	if (run > 0)
 		return;
 	if (atomic_load(&sched.nadopted) > 0 || atomic_load(&sched.nsyscall) > 0)
+		return;
+	if (foreign_threads_alive())
 		return;
 	if (atomic_load(&sched.runqsize) > 0)
 		return;

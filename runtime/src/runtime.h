@@ -86,6 +86,7 @@ struct stack {
 	uintptr_t lo, hi;	/* usable range; hi is where the stack starts */
 	uintptr_t map_lo;	/* start of the mapping (guard page included) */
 	uint8_t guarded;	/* 1: a PROT_NONE page lies below lo; 0: canary mode */
+	uint8_t slab;		/* cut from a slab: never unmapped */
 	uint32_t vg_id;		/* valgrind's id for it, when running under valgrind */
 };
 
@@ -202,6 +203,8 @@ struct sched {
 	struct g *gfree_warm;		/* free Gs whose stacks are still committed */
 	struct g *gfree_cold;		/* free Gs whose stacks were trimmed */
 	struct g *gfree_nostack;	/* free Gs without a stack */
+	struct g *gtrim[256];		/* free Gs whose stacks await a batched trim */
+	int32_t ngtrim;
 	int32_t ngfree_warm;
 	struct rt_lock stwlock;		/* one stop of the world at a time */
 	int32_t stopwait;
@@ -219,6 +222,7 @@ struct sched {
 	_Atomic int64_t polluntil;	/* when that M wakes up, 0 for never */
 	_Atomic int32_t nsyscall;	/* Gs whose M is in the kernel */
 	_Atomic int32_t nadopted;	/* foreign threads running their own code */
+	_Atomic int32_t nadopted_all;	/* foreign threads adopted and still alive */
 };
 
 extern struct sched sched;
@@ -232,6 +236,7 @@ static inline struct g *getg(void);
 void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason);
 void gopark_unlock(struct rt_lock *l, const char *reason); /* unlockf = rt_unlock(l) */
 void goready(struct g *gp);
+void goready_fifo(struct g *gp);	/* behind the queued work: keeps a batch in order */
 void wakep(void);	/* wake an idle P if there is one and nobody spins */
 
 /* Wait queues of parked goroutines, shared by channels and sync (Go's
@@ -314,6 +319,7 @@ int64_t nanotime(void);
 int stack_alloc(struct stack *st, size_t size);	/* 0 or -errno */
 void stack_free(struct stack *st);
 void stack_trim(struct stack *st);		/* give its pages back, keep the mapping */
+void stack_trim_batch(struct stack **sts, int n); /* the same for many; sorts sts */
 bool stack_canary_intact(const struct stack *st); /* false: it overflowed (canary mode) */
 bool stack_fault_is_overflow(const struct stack *st, uintptr_t addr);
 void stack_init(void);

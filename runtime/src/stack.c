@@ -16,12 +16,14 @@
  *            no VMA.  The lowest CANARY_BYTES of the stack must stay zero; the
  *            scheduler checks them, and the saved sp, at every switch away
  *            from the goroutine.  Reading them never commits memory (an
- *            untouched page reads from the kernel's zero page).
+ *            untouched page reads from the kernel's zero page).  Stacks of
+ *            the default size are cut from slabs of 64, one mmap each.
  */
 #include "runtime.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -78,11 +80,38 @@ static int map_guarded(struct stack *st, size_t size)
 	return 0;
 }
 
+/* Default-size canary stacks come from slabs of SLAB_STACKS: one mmap
+ * instead of many.  Slab stacks are never unmapped (G structs keep their
+ * stacks for life; trimming gives the pages back). */
+enum { SLAB_STACKS = 64 };
+static struct rt_lock slab_lock;
+static uintptr_t slab_next, slab_end;
+
+static void *slab_take(size_t size)
+{
+	rt_lock(&slab_lock);
+	if (slab_next == slab_end) {
+		char *base = map_anon(size * SLAB_STACKS);
+		if (!base) {
+			rt_unlock(&slab_lock);
+			return NULL;
+		}
+		slab_next = (uintptr_t)base;
+		slab_end = slab_next + size * SLAB_STACKS;
+	}
+	void *p = (void *)slab_next;
+	slab_next += size;
+	rt_unlock(&slab_lock);
+	return p;
+}
+
 static int map_canary(struct stack *st, size_t size)
 {
-	char *base = map_anon(size);
+	bool slab = size == config.stack_size;
+	char *base = slab ? slab_take(size) : map_anon(size);
 	if (!base)
 		return -errno;
+	st->slab = slab;
 	st->map_lo = st->lo = (uintptr_t)base;
 	st->guarded = 0;
 	return 0;
@@ -119,6 +148,8 @@ void stack_free(struct stack *st)
 		return;
 	if (st->vg_id)
 		VALGRIND_STACK_DEREGISTER(st->vg_id);
+	if (st->slab)
+		fatal_nodump("stack_free of a slab stack");
 	munmap((void *)st->map_lo, st->hi - st->map_lo);
 	if (st->guarded)
 		atomic_fetch_add(&guard_budget, 1);
@@ -128,6 +159,29 @@ void stack_free(struct stack *st)
 void stack_trim(struct stack *st)
 {
 	madvise((void *)st->lo, st->hi - st->lo, MADV_DONTNEED);
+}
+
+static int by_address(const void *a, const void *b)
+{
+	uintptr_t x = (*(struct stack *const *)a)->map_lo, y = (*(struct stack *const *)b)->map_lo;
+	return x < y ? -1 : x > y;
+}
+
+/* Stacks mapped one after another sit side by side (the kernel hands out
+ * addresses in order), so one madvise covers a whole run of them: far fewer
+ * system calls and TLB shootdowns than one per stack.  A run may span guard
+ * pages; advising them is harmless. */
+void stack_trim_batch(struct stack **sts, int n)
+{
+	qsort(sts, (size_t)n, sizeof(*sts), by_address);
+	for (int i = 0; i < n;) {
+		uintptr_t lo = sts[i]->lo, hi = sts[i]->hi;
+		int j = i + 1;
+		while (j < n && sts[j]->map_lo == hi)
+			hi = sts[j++]->hi;
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+		i = j;
+	}
 }
 
 bool stack_canary_intact(const struct stack *st)

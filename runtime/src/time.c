@@ -180,9 +180,10 @@ GMP_API int64_t gmp_now(void)
 	return nanotime();
 }
 
+/* Sleepers woken by one checktimers run in the order of their deadlines. */
 static void sleep_wake(void *arg)
 {
-	goready(arg);
+	goready_fifo(arg);
 }
 
 static bool sleep_arm(struct g *gp, void *arg)

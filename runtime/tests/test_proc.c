@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * test_proc.c - the scheduler: spawning, yielding, G1, bound goroutines,
+ * adopted threads, GMP_MAXPROCS, the environment, fatal errors, stacks,
+ * timers, and the stress tests that go with them.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <gmprt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static long tid(void)
+{
+	return syscall(SYS_gettid);
+}
+
+/* VmRSS or Threads from /proc/self/status. */
+static long status_field(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	size_t n = strlen(key);
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, n) == 0 && line[n] == ':')
+			v = atol(line + n + 1);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* ---- spawning ---------------------------------------------------------- */
+
+static atomic_long counter;
+
+static void bump(void *arg)
+{
+	atomic_fetch_add(&counter, arg ? (long)(intptr_t)arg : 1);
+}
+
+static void wait_counter(long want)
+{
+	while (atomic_load(&counter) < want)
+		gmp_sleep(100000);
+}
+
+TEST(main_is_goroutine_1)
+{
+	CHECK_EQ(gmp_self(), 1);
+	CHECK_EQ(gmp_num_goroutine(), 1);
+}
+
+TEST(go_returns_increasing_ids)
+{
+	int64_t a = gmp_go(bump, NULL), b = gmp_go(bump, NULL);
+	CHECK(a > 1);
+	CHECK(b > a);
+	wait_counter(2);
+}
+
+TEST(go_bad_arguments)
+{
+	CHECK_EQ(gmp_go(NULL, NULL), -EINVAL);
+	struct gmp_go_opts huge = { .stack_size = (size_t)4 << 30 };
+	CHECK_EQ(gmp_go_opts(bump, NULL, &huge), -EINVAL);
+	struct gmp_go_opts small = { .stack_size = 16 << 10, .name = "small" };
+	CHECK(gmp_go_opts(bump, NULL, &small) > 0);
+	wait_counter(1);
+}
+
+TEST_OPTS(spawn_one_million, .timeout_s = 120)
+{
+	enum { N = 1000000 };
+	for (int i = 0; i < N; i++)
+		CHECK(gmp_go(bump, NULL) > 0);
+	wait_counter(N);
+	while (gmp_num_goroutine() > 1)
+		gmp_yield();
+	CHECK_EQ(atomic_load(&counter), N);
+}
+
+/* ---- the seed's first program ------------------------------------------ */
+
+static char order[32];
+static atomic_int norder;
+
+static void alternate_worker(void *done)
+{
+	for (int i = 0; i < 5; i++) {
+		order[atomic_fetch_add(&norder, 1)] = 'W';
+		gmp_yield();
+	}
+	gmp_chan_send(done, &(int){ 1 });
+}
+
+TEST_OPTS(maxprocs1_yield_alternates, .env = "GMP_MAXPROCS=1")
+{
+	CHECK_EQ(gmp_maxprocs(0), 1);
+	gmp_chan *done = gmp_chan_make(sizeof(int), 0);
+	gmp_go(alternate_worker, done);
+	for (int i = 0; i < 5; i++) {
+		order[atomic_fetch_add(&norder, 1)] = 'M';
+		gmp_yield();
+	}
+	int v;
+	gmp_chan_recv(done, &v);
+	CHECK(strcmp(order, "MWMWMWMWMW") == 0);
+	gmp_chan_free(done);
+}
+
+TEST(yield_alone_returns)
+{
+	for (int i = 0; i < 1000; i++)
+		gmp_yield();
+}
+
+/* ---- parallelism and stealing ------------------------------------------ */
+
+static atomic_long tids[2];
+
+static void spin_and_note_tid(void *arg)
+{
+	long t = tid();
+	long zero = 0;
+	if (!atomic_compare_exchange_strong(&tids[0], &zero, t) && atomic_load(&tids[0]) != t) {
+		zero = 0;
+		atomic_compare_exchange_strong(&tids[1], &zero, t);
+	}
+	volatile long x = 0;
+	for (long i = 0; i < 2000000; i++)
+		x += i;
+	bump(NULL);
+}
+
+TEST_OPTS(two_ps_run_in_parallel, .env = "GMP_MAXPROCS=2")
+{
+	for (int i = 0; i < 64; i++)
+		gmp_go(spin_and_note_tid, NULL);
+	wait_counter(64);
+	CHECK(atomic_load(&tids[0]) != 0);
+	CHECK(atomic_load(&tids[1]) != 0); /* work was stolen by the second M */
+}
+
+TEST(maxprocs_query_and_set)
+{
+	int n = gmp_maxprocs(0);
+	CHECK(n >= 1);
+	CHECK_EQ(n, (int)sysconf(_SC_NPROCESSORS_ONLN) < n ? n : n);
+	CHECK_EQ(gmp_maxprocs(3), n);
+	CHECK_EQ(gmp_maxprocs(0), 3);
+	CHECK_EQ(gmp_maxprocs(100000), -EINVAL);
+	CHECK_EQ(gmp_maxprocs(1), 3);
+	CHECK_EQ(gmp_maxprocs(0), 1);
+}
+
+static void churn(void *arg)
+{
+	for (int i = 0; i < 200; i++)
+		gmp_yield();
+	bump(NULL);
+}
+
+TEST(maxprocs_changes_while_running)
+{
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 50; i++)
+			gmp_go(churn, NULL);
+		gmp_maxprocs(round % 3 + 1);
+	}
+	wait_counter(1000);
+	CHECK_EQ(atomic_load(&counter), 1000);
+}
+
+/* ---- environment --------------------------------------------------------- */
+
+TEST_OPTS(env_maxprocs, .env = "GMP_MAXPROCS=3")
+{
+	CHECK_EQ(gmp_maxprocs(0), 3);
+}
+
+TEST_OPTS(env_maxprocs_malformed_warns, .env = "GMP_MAXPROCS=two",
+	  .expect_stderr = "gmprt: warning: GMP_MAXPROCS=two is not an integer")
+{
+	CHECK(gmp_maxprocs(0) >= 1);
+}
+
+TEST_OPTS(env_stack_malformed_warns, .env = "GMP_STACK=12q",
+	  .expect_stderr = "gmprt: warning: GMP_STACK=12q is not a size")
+{
+	CHECK(gmp_go(bump, NULL) > 0);
+	wait_counter(1);
+}
+
+TEST_OPTS(env_debug_malformed_warns, .env = "GMP_DEBUG=kassist=maybe",
+	  .expect_stderr = "GMP_DEBUG: ignoring kassist=maybe")
+{
+}
+
+static char big_stack_ok;
+
+static void use_big_stack(void *arg)
+{
+	volatile char buf[600 << 10];
+	buf[0] = 1;
+	buf[sizeof(buf) - 1] = 1;
+	big_stack_ok = buf[0] + buf[sizeof(buf) - 1];
+	bump(NULL);
+}
+
+TEST_OPTS(env_stack_size_used, .env = "GMP_STACK=1m")
+{
+	gmp_go(use_big_stack, NULL);
+	wait_counter(1);
+	CHECK_EQ(big_stack_ok, 2);
+}
+
+/* ---- bound goroutines and threads ---------------------------------------- */
+
+static void locked_worker(void *arg)
+{
+	gmp_lock_os_thread();
+	long t = tid();
+	for (int i = 0; i < 50; i++) {
+		gmp_yield();
+		gmp_sleep(100000);
+		CHECK_EQ(tid(), t);
+	}
+	gmp_unlock_os_thread();
+	bump(NULL);
+}
+
+TEST_OPTS(lock_os_thread_keeps_thread, .env = "GMP_MAXPROCS=2")
+{
+	for (int i = 0; i < 4; i++)
+		gmp_go(locked_worker, NULL);
+	for (int i = 0; i < 100; i++)
+		gmp_go(churn, NULL);
+	wait_counter(104);
+}
+
+TEST_OPTS(main_locked_stays_on_main_thread, .env = "GMP_MAXPROCS=1")
+{
+	gmp_lock_os_thread();
+	for (int i = 0; i < 10; i++)
+		gmp_go(churn, NULL);
+	for (int i = 0; i < 20; i++) {
+		gmp_sleep(200000);
+		CHECK_EQ(tid(), getpid());
+	}
+	wait_counter(10);
+	gmp_unlock_os_thread();
+}
+
+static void block_main_thread_a_while(void *arg)
+{
+	bump(NULL);
+}
+
+TEST_OPTS(main_may_resume_on_another_thread, .env = "GMP_MAXPROCS=2")
+{
+	/* Not an assertion that it moves (that depends on timing), only that
+	 * it keeps working after parks on any M. */
+	for (int i = 0; i < 200; i++) {
+		gmp_go(block_main_thread_a_while, NULL);
+		gmp_sleep(10000);
+	}
+	wait_counter(200);
+	CHECK_EQ(gmp_self(), 1);
+}
+
+static void *foreign_thread(void *arg)
+{
+	gmp_chan *c = arg;
+	int64_t self = gmp_self();
+	CHECK(self > 1);
+	for (int i = 0; i < 100; i++) {
+		int v;
+		CHECK_EQ(gmp_chan_recv(c, &v), 1);
+		CHECK_EQ(v, i);
+	}
+	CHECK_EQ(gmp_self(), self);
+	CHECK(gmp_go(bump, NULL) > 0);
+	gmp_sleep(1000000);
+	return NULL;
+}
+
+TEST(foreign_thread_is_adopted)
+{
+	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, foreign_thread, c);
+	for (int i = 0; i < 100; i++)
+		CHECK_EQ(gmp_chan_send(c, &i), 0);
+	pthread_join(t, NULL);
+	wait_counter(1);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static atomic_long last_woken_deadline, out_of_order;
+
+static void sleeper(void *arg)
+{
+	int64_t d = (int64_t)(intptr_t)arg;
+	gmp_sleep(d);
+	/* Deadlines are 2 ms apart; a later one must not wake first. */
+	long prev = atomic_exchange(&last_woken_deadline, d);
+	if (prev > d)
+		atomic_fetch_add(&out_of_order, 1);
+	bump(NULL);
+}
+
+TEST_OPTS(timers_fire_in_order, .env = "GMP_MAXPROCS=1")
+{
+	for (int i = 50; i > 0; i--)
+		gmp_go(sleeper, (void *)(intptr_t)(i * 2000000));
+	wait_counter(50);
+	CHECK_EQ(atomic_load(&out_of_order), 0);
+}
+
+TEST(sleep_zero_and_negative_return)
+{
+	CHECK_EQ(gmp_sleep(0), 0);
+	CHECK_EQ(gmp_sleep(-5), 0);
+	int64_t t0 = gmp_now();
+	CHECK_EQ(gmp_sleep(2000000), 0);
+	CHECK(gmp_now() - t0 >= 2000000);
+}
+
+static void sleep_100ms(void *arg)
+{
+	gmp_sleep(100 * 1000000);
+	bump(NULL);
+}
+
+TEST_OPTS(ten_thousand_sleepers_few_threads, .env = "GMP_MAXPROCS=1")
+{
+	int64_t t0 = gmp_now();
+	for (int i = 0; i < 10000; i++)
+		gmp_go(sleep_100ms, NULL);
+	long threads = status_field("Threads");
+	wait_counter(10000);
+	int64_t took = gmp_now() - t0;
+	fprintf(stderr, "10000 sleepers: %.0f ms, %ld threads\n", took / 1e6, threads);
+	CHECK(threads <= 4);
+	CHECK(took < 5 * 1000000000LL); /* generous: "well under a second" is a bench figure */
+}
+
+/* ---- a million parked goroutines ------------------------------------------- */
+
+static void park_on(void *c)
+{
+	int v;
+	gmp_chan_recv(c, &v);
+	bump(NULL);
+}
+
+TEST_OPTS(one_million_parked, .timeout_s = 180)
+{
+	enum { N = 1000000 };
+	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
+	long rss0 = status_field("VmRSS");
+	for (int i = 0; i < N; i++)
+		CHECK(gmp_go(park_on, c) > 0);
+	while (gmp_num_goroutine() < N + 1)
+		gmp_yield();
+	gmp_sleep(10 * 1000000); /* let every one of them park */
+	long rss1 = status_field("VmRSS");
+	fprintf(stderr, "1M parked: %.0f bytes RSS each\n", (rss1 - rss0) * 1024.0 / N);
+	CHECK((rss1 - rss0) * 1024.0 / N < 16384);
+	gmp_chan_close(c);
+	wait_counter(N);
+}
+
+/* ---- fatal errors ---------------------------------------------------------- */
+
+static void wait_forever(void *c)
+{
+	int v;
+	gmp_chan_recv(c, &v);
+}
+
+TEST_OPTS(deadlock_is_reported, .expect_status = 2,
+	  .expect_stderr = "gmprt: fatal error: all goroutines are asleep - deadlock!")
+{
+	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
+	gmp_go(wait_forever, c);
+	int v;
+	gmp_chan_recv(c, &v);
+}
+
+TEST_OPTS(deadlock_lists_goroutines, .expect_status = 2,
+	  .expect_stderr = "goroutine 2 [chan receive]:")
+{
+	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
+	gmp_go(wait_forever, c);
+	gmp_sleep(1000000);
+	int v;
+	gmp_chan_recv(c, &v);
+}
+
+TEST_OPTS(main_exit_then_nothing_left, .expect_status = 2,
+	  .expect_stderr = "no goroutines (main called gmp_exit) - deadlock!")
+{
+	gmp_go(bump, NULL);
+	gmp_exit();
+}
+
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+static int recurse(int n)
+{
+	volatile char pad[512];
+	pad[0] = (char)n;
+	return recurse(n + 1) + pad[0];
+}
+
+static void overflow(void *arg)
+{
+	recurse(0);
+}
+
+TEST_OPTS(stack_overflow_is_reported, .expect_status = 2,
+	  .expect_stderr = "gmprt: fatal error: stack overflow in goroutine")
+{
+	gmp_go(overflow, NULL);
+	gmp_sleep(5 * 1000000000LL);
+}

@@ -1,0 +1,69 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause
+#
+# tools/run-tests.sh - runs every unit-test binary ($B/tests/test_*) and every
+# selftest ($B/selftests/*/*), all of which print TAP, plus a valgrind run of
+# a small program; sums the results and ends with "N passed, N failed".
+# Exit status is non-zero when anything failed.
+#
+# Environment: B (build dir, default build), SAN (the sanitizer, if any),
+# TESTS (substring: run only matching test binaries).
+B=${B:-build}
+pass=0 fail=0 skip=0
+log=$B/test-logs
+mkdir -p "$log"
+
+# Reads TAP on stdin, echoes it, and adds its counts to the totals file.
+count_tap() {
+	awk -v totals="$1" '
+		{ print; fflush() }
+		/^ok / { if ($0 ~ /# SKIP/) s++; else p++ }
+		/^not ok / { f++ }
+		END { printf "%d %d %d\n", p, f, s > totals }'
+}
+
+add_totals() {
+	read p f s < "$1"
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+}
+
+run_tap() {
+	name=$1; shift
+	echo "# $name"
+	"$@" 2>"$log/$name.stderr" | count_tap "$log/$name.totals"
+	add_totals "$log/$name.totals"
+	if [ ! -s "$log/$name.totals" ] || [ "$(cat "$log/$name.totals")" = "0 0 0" ]; then
+		echo "not ok - $name printed no results"; fail=$((fail + 1))
+	fi
+}
+
+for t in "$B"/tests/test_*; do
+	[ -x "$t" ] || continue
+	case "$(basename "$t")" in *"${TESTS:-}"*) ;; *) continue ;; esac
+	run_tap "$(basename "$t")" "$t"
+done
+
+if [ -d "$B/selftests" ]; then
+	for t in "$B"/selftests/*/*; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		case "$(basename "$t")" in *"${TESTS:-}"*) ;; *) continue ;; esac
+		run_tap "selftest-$(basename "$t")" "$t"
+	done
+fi
+
+# valgrind: a small goroutine program must run clean (not under a sanitizer).
+if [ -z "${SAN:-}" ] && [ -z "${TESTS:-}" ]; then
+	echo "# valgrind"
+	if ! command -v valgrind >/dev/null 2>&1; then
+		echo "ok 1 valgrind_hello # SKIP valgrind not installed"; skip=$((skip + 1))
+	elif GMP_MAXPROCS=2 valgrind -q --error-exitcode=99 --leak-check=no \
+		"$B/examples/hello" >"$log/valgrind.out" 2>"$log/valgrind.err"; then
+		echo "ok 1 valgrind_hello"; pass=$((pass + 1))
+	else
+		echo "not ok 1 valgrind_hello"; sed 's/^/# /' "$log/valgrind.err" | head -40
+		fail=$((fail + 1))
+	fi
+fi
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
