@@ -683,8 +683,8 @@ static void prepare_run(struct m *mp, struct g *gp, bool inherit)
 	mp->curg = gp;
 	gp->m = mp;
 	atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
-	if (!inherit)
-		mp->p->schedtick++;
+	if (!inherit) /* sysmon reads it */
+		__atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
 }
 
 /* gp (running on mp) stops running; mp->after says what happens to it.
@@ -1410,6 +1410,9 @@ static bool foreign_threads_alive(void)
 			threads = atol(line + 8);
 	fclose(f);
 	long known = sched.mcount + atomic_load(&sysmon_running) + atomic_load(&sched.nadopted_all);
+#if defined(__SANITIZE_THREAD__)
+	known += 1; /* TSan's background thread */
+#endif
 	return threads > known;
 }
 

@@ -109,13 +109,14 @@ void timer_add(struct timer *t)
 {
 	struct m *mp = getm();
 	struct p *pp = mp && mp->p ? mp->p : allp[0];
+	int64_t when = t->when; /* t may be gone once the lock is dropped */
 	rt_lock(&pp->timerlock);
 	atomic_store(&t->p, pp);
 	heap_push(pp, t);
 	bool first = pp->timers[0] == t;
 	rt_unlock(&pp->timerlock);
 	if (first && !(mp && mp->p == pp && !mp->curg))
-		wake_for_timer(t->when);
+		wake_for_timer(when);
 }
 
 bool timer_del(struct timer *t)

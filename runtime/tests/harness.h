@@ -47,6 +47,19 @@ void harness_skip(const char *why) __attribute__((noreturn));
 
 #define TEST(name) TEST_OPTS(name, .env = NULL)
 
+/* Stress sizes: TSan keeps a heavy shadow per goroutine (a fiber each, with
+ * its own mappings), so counts of live goroutines shrink under it. */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_SCALE(n) ((n) / 1000 > 100 ? (n) / 1000 : ((n) > 100 ? 100 : (n)))
+#define TEST_UNDER_TSAN 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define TEST_SCALE(n) ((n) / 10 > 100 ? (n) / 10 : (n))
+#define TEST_UNDER_TSAN 0
+#else
+#define TEST_SCALE(n) (n)
+#define TEST_UNDER_TSAN 0
+#endif
+
 #define CHECK(cond)                                                               \
 	do {                                                                      \
 		if (!(cond))                                                      \
