@@ -50,6 +50,8 @@ LIB_SO := $(B)/libgmprt.so
 LIB_A := $(B)/libgmprt.a
 USE_RPATH := -Wl,-rpath,$(abspath $(B))
 
+include bpf/bpf.mk
+
 .PHONY: all lib test bench demo install deps clean examples tests
 all: lib $(B)/gmprt.pc examples tests
 

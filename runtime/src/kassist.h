@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * kassist.h - the scheduler's interface to kernel assist: the loader of
+ * bpf/sched_switch.bpf.c and the per-M slots it writes (layout in
+ * bpf/kassist.h, the contract with the kernel side).
+ *
+ * Life cycle:
+ *   kassist_init(config.kassist)     once, at runtime start, before any M
+ *                                    registers.  On failure: one warning line,
+ *                                    -errno, and every call below degrades to
+ *                                    a no-op (register returns NULL).
+ *   kassist_register(gettid())       by each M on itself as it starts; NULL
+ *                                    means "use the userspace path for this M"
+ *                                    (kernel assist off, or the table is full).
+ *   kassist_arm / kassist_disarm     by the M on its own slot: armed while it
+ *                                    runs goroutine code with a P; disarmed
+ *                                    before the runtime's own futex/epoll
+ *                                    waits, so those are never reported.
+ *   kassist_slot_off_since           by sysmon or a spinning M on any slot:
+ *                                    has this M been off CPU since when?
+ *   kassist_wait_begin / kassist_wait / kassist_wait_end
+ *                                    by a thread that sleeps until an armed M
+ *                                    blocks (sysmon, a spare M).
+ *   kassist_unregister(slot)         by the M on itself as it exits; by
+ *                                    another thread only for a dead M.
+ *
+ * Invariants:
+ *   - A slot pointer stays valid (readable and writable memory) for the life
+ *     of the process, even after kassist_fini() or in a fork child: the
+ *     shared mapping is then replaced by private memory nobody watches.
+ *   - The M that owns a slot is the only writer of its armed word (the BPF
+ *     program clears it when the thread dies).  Arming needs no fence: the
+ *     BPF program that reads it runs in the M's own context at switch-out.
+ *   - The slot says what the kernel saw; whether the M still owns a P is the
+ *     scheduler's to check (CAS on the P), never the slot's.
+ */
+#ifndef GMPRT_KASSIST_H
+#define GMPRT_KASSIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../bpf/kassist.h"
+
+/* Load and attach the sched_switch program for this process.  mode is
+ * config.kassist (KASSIST_AUTO, KASSIST_BPF or KASSIST_OFF); BPF and AUTO
+ * behave alike, OFF loads nothing.  Returns 0 when the BPF path is live;
+ * otherwise prints "gmprt: warning: kernel assist unavailable (<reason>);
+ * using the userspace path" once, through warn(), and returns -errno
+ * (-ENOTSUP for OFF, -EPERM without CAP_BPF/CAP_PERFMON, -ESRCH when the
+ * program cannot see this process, as in a PID namespace, ...).  Before it
+ * says yes it checks end to end: the calling thread registers, arms and
+ * sleeps 50 us, and that sleep must show in its slot.  Takes ~15 ms here
+ * (libbpf parses the kernel's BTF, the verifier runs).  Calling it again
+ * returns the first result without printing.  Not thread-safe: call it
+ * before the runtime starts other threads. */
+int kassist_init(int mode);
+
+/* For tests and benchmarks, before kassist_init: load this twin only
+ * (KASSIST_TWIN_PROBE: the best the kernel has, falling back to raw_tp),
+ * and read prev_state from the task even where sched_switch passes it. */
+enum kassist_twin { KASSIST_TWIN_PROBE, KASSIST_TWIN_TP_BTF, KASSIST_TWIN_RAW_TP };
+void kassist_force(enum kassist_twin twin, bool state_from_task);
+
+/* Detach and unload; registered slots turn into unwatched private memory.
+ * For tests and orderly shutdown; process exit unloads without it. */
+void kassist_fini(void);
+
+/* True while the BPF path is live in this process. */
+extern bool kassist_live;
+
+/* "bpf" or "userspace": which path is live, for GMP_DEBUG and gmpstat. */
+const char *kassist_mode_name(void);
+
+/* Which twin is attached ("tp_btf/sched_switch", "raw_tp/sched_switch"), or
+ * why the userspace path is live (the reason the warning gave). */
+const char *kassist_detail(void);
+
+/* Take a slot for thread tid of this process (normally the caller's own
+ * gettid()).  The slot starts disarmed.  NULL when kernel assist is not live
+ * or all KASSIST_NSLOTS slots are taken: that M uses the userspace path. */
+struct kassist_slot *kassist_register(int tid);
+
+/* The slot at index (a kassist_event's slot field), or NULL when not live
+ * or out of range; kassist_slot_index is the inverse. */
+struct kassist_slot *kassist_slot_at(uint32_t index);
+int kassist_slot_index(const struct kassist_slot *slot);
+
+/* Give the slot back.  NULL is a no-op.  Call it from the slot's own thread,
+ * disarmed; from another thread only once that thread is dead.  From
+ * another thread, when the slot was armed or off CPU and the BPF program
+ * has not flagged the thread EXITED, it first waits for an RCU grace period
+ * (membarrier, milliseconds) so that no BPF run still writes the slot. */
+void kassist_unregister(struct kassist_slot *slot);
+
+/* Per-M arm/disarm: plain stores on the M's own slot; NULL is a no-op. */
+static inline void kassist_arm(struct kassist_slot *slot)
+{
+	if (slot)
+		__atomic_store_n(&slot->armed, 1, __ATOMIC_RELEASE);
+}
+
+static inline void kassist_disarm(struct kassist_slot *slot)
+{
+	if (slot)
+		__atomic_store_n(&slot->armed, 0, __ATOMIC_RELEASE);
+}
+
+/* If slot's thread is off CPU after a voluntary switch taken while armed,
+ * the bpf_ktime_get_ns() (CLOCK_MONOTONIC, as gmp_now()) it went off at;
+ * else 0.  *seq (if not NULL) gets the slot's seq for that block: the same
+ * odd seq later means the same, still unbroken, block. */
+static inline uint64_t kassist_slot_off_since(const struct kassist_slot *slot, uint64_t *seq)
+{
+	uint64_t s1, s2, off;
+
+	if (!slot)
+		return 0;
+	s1 = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+	if (!(s1 & 1))
+		return 0;
+	off = __atomic_load_n(&slot->off_ns, __ATOMIC_ACQUIRE);
+	s2 = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+	if (s1 != s2 || off == 0)
+		return 0;
+	if (seq)
+		*seq = s1;
+	return off;
+}
+
+/* Waiting for an armed M to block.  Protocol, so no block is missed:
+ *     kassist_wait_begin();
+ *     scan the slots that matter (kassist_slot_off_since); act on what is off;
+ *     if nothing was: n = kassist_wait(timeout, evs, max);
+ *     kassist_wait_end();
+ * Between begin and end the BPF program posts an event for every armed
+ * off-CPU switch (under KASSIST_WAKE_WAITERS, the default policy). */
+void kassist_wait_begin(void);
+void kassist_wait_end(void);
+
+/* Sleep until an event, timeout_ns (< 0: no limit, 0: just poll) or a
+ * signal.  Returns the number of events taken (up to max are copied to evs,
+ * which may be NULL), 0 when woken but another waiter took the events,
+ * -ETIMEDOUT, -EINTR, or -ENODEV when kernel assist is not live.  Sleeps in
+ * ppoll(): the caller's timer slack (prctl PR_SET_TIMERSLACK) bounds how
+ * precisely a short timeout is kept. */
+int kassist_wait(int64_t timeout_ns, struct kassist_event *evs, int max);
+
+/* Change when events are posted (enum kassist_wake_policy); for benchmarks
+ * and a sysmon that polls instead of sleeping.  No-op when not live. */
+void kassist_set_wake_policy(enum kassist_wake_policy policy);
+
+#endif /* GMPRT_KASSIST_H */
