@@ -350,7 +350,8 @@ void timers_move(struct p *from, struct p *to);	/* world stopped */
 
 /* Contexts (ctx.c): run a callback once when a context is cancelled.  fn
  * runs in the canceller's context (a goroutine, or a timer in scheduler
- * context), under the context's lock: it must not park or take that lock. */
+ * context), under the locks of the contexts from the cancelled one down to
+ * this one: it must not park or take any context's lock. */
 struct ctx_waiter {
 	void (*fn)(struct ctx_waiter *w);
 	void *arg;

@@ -297,6 +297,60 @@ TEST(ctx_deadline_fires)
 	gmp_ctx_release(c);
 }
 
+struct chain {
+	gmp_ctx **links;
+	int n;
+	gmp_ctx *root;		/* what the goroutine cancels, or NULL */
+	gmp_waitgroup wg;
+};
+
+/* Builds links[0..n) each the child of the previous, under root. */
+static void chain_build(struct chain *ch, gmp_ctx *root)
+{
+	ch->links[0] = root;
+	for (int i = 1; i < ch->n; i++) {
+		ch->links[i] = gmp_ctx_with_cancel(ch->links[i - 1]);
+		CHECK(ch->links[i] != NULL);
+	}
+}
+
+static void chain_cancel(void *arg)
+{
+	struct chain *ch = arg;
+	gmp_ctx_cancel(ch->root);
+	gmp_wg_done(&ch->wg);
+}
+
+static void chain_check_and_release(struct chain *ch, int err)
+{
+	CHECK_EQ(gmp_ctx_err(ch->links[ch->n - 1]), err);
+	CHECK_EQ(is_closed(gmp_ctx_done(ch->links[ch->n - 1])), 1);
+	for (int i = 0; i < ch->n; i++)
+		gmp_ctx_release(ch->links[i]);
+}
+
+/* Cancellation walks the tree without recursion: a very deep chain is
+ * cancelled from a goroutine's small stack and from a timer callback. */
+TEST(ctx_deep_chain_cancel)
+{
+	static struct chain ch;
+	ch.n = 100000;
+	ch.links = calloc(ch.n, sizeof(*ch.links));
+	chain_build(&ch, gmp_ctx_with_cancel(gmp_ctx_background()));
+	gmp_chan *leaf_done = gmp_ctx_done(ch.links[ch.n - 1]);
+	ch.root = ch.links[0];
+	gmp_wg_add(&ch.wg, 1);
+	CHECK(gmp_go(chain_cancel, &ch) > 0);	/* on a default 64 KiB stack */
+	gmp_wg_wait(&ch.wg);
+	CHECK_EQ(gmp_chan_recv(leaf_done, NULL), 0);
+	chain_check_and_release(&ch, -ECANCELED);
+
+	chain_build(&ch, gmp_ctx_with_timeout(gmp_ctx_background(), 5 * MS));
+	CHECK_EQ(gmp_chan_recv(gmp_ctx_done(ch.links[ch.n - 1]), NULL), 0);
+	chain_check_and_release(&ch, -ETIMEDOUT);
+	free(ch.links);
+}
+
 /* ---- release in any order ----------------------------------------------- */
 
 TEST(ctx_release_after_parent_release)
