@@ -186,6 +186,13 @@ void signals_init(void)
 
 void signals_minit(struct m *mp)
 {
+	/* Ms start with every signal blocked; let faults and preemption through. */
+	sigset_t faults;
+	sigemptyset(&faults);
+	sigaddset(&faults, SIGSEGV);
+	sigaddset(&faults, SIGBUS);
+	sigaddset(&faults, SIGURG); /* preemption requests (preempt.c) */
+	pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
 	stack_t old;
 	if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
 		return; /* the thread has one already */
@@ -199,10 +206,4 @@ void signals_minit(struct m *mp)
 		return;
 	}
 	mp->sigstack = mem;
-	/* Ms start with every signal blocked; let faults through. */
-	sigset_t faults;
-	sigemptyset(&faults);
-	sigaddset(&faults, SIGSEGV);
-	sigaddset(&faults, SIGBUS);
-	pthread_sigmask(SIG_UNBLOCK, &faults, NULL);
 }

@@ -31,6 +31,7 @@
  * stwlock, then sched.lock; a timerlock is never held with sched.lock.
  */
 #include "runtime.h"
+#include "kassist.h"
 #include "san.h"
 
 #include <errno.h>
@@ -221,6 +222,7 @@ void gostart(void)
 		schedule();
 	}
 	switch_finish(gp);
+	rt_exit();
 	gp->fn(gp->arg);
 	goexit1();
 }
@@ -234,7 +236,7 @@ static void acquirep(struct p *pp)
 		fatal_nodump("acquirep: P %d already owned", pp->id);
 	mp->p = pp;
 	pp->m = mp;
-	atomic_store(&pp->status, P_RUNNING);
+	atomic_store(&pp->status, (uintptr_t)mp | P_RUNTIME);
 }
 
 static struct p *releasep(void)
@@ -265,6 +267,82 @@ static struct p *pidleget(void)
 		atomic_fetch_sub(&sched.npidle, 1);
 	}
 	return pp;
+}
+
+/* ---- entering and leaving the runtime -------------------------------------- */
+
+static void exitsyscall(struct m *mp);
+
+/* Goroutine code calls into the runtime: from here on nobody may take our
+ * P.  If sysmon took it while we were blocked in the kernel, get a P back
+ * first (Go's exitsyscall).  Nests; returns the M we are on afterwards,
+ * which is not always the one we started on. */
+struct m *rt_enter(void)
+{
+	struct m *mp = tls_m;
+	if (mp->adopted || mp->rtdepth++ > 0)
+		return mp;
+	kassist_disarm(mp->kslot);
+	struct p *pp = mp->p;
+	uintptr_t user = (uintptr_t)mp | P_USER;
+	if (unlikely(!pp || !atomic_compare_exchange_strong(&pp->status, &user,
+							    (uintptr_t)mp | P_RUNTIME)))
+		exitsyscall(mp);
+	return tls_m;
+}
+
+/* Back to goroutine code: the P may be retaken if we block from now on. */
+void rt_exit(void)
+{
+	struct m *mp = tls_m;
+	if (mp->adopted || --mp->rtdepth > 0)
+		return;
+	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
+	kassist_arm(mp->kslot);
+}
+
+/* Our P went to another M while we were blocked.  Take an idle P, or queue
+ * the goroutine and let this M sleep until there is work. */
+static void exitsyscall(struct m *mp)
+{
+	struct g *gp = mp->curg;
+	mp->p = NULL;
+	rt_lock(&sched.lock);
+	struct p *pp = pidleget();
+	rt_unlock(&sched.lock);
+	if (pp) {
+		acquirep(pp);
+		return;
+	}
+	atomic_store(&gp->status, G_RUNNABLE);
+	mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
+	mp->curg = NULL;
+	switch_to(gp, &mp->g0, false);
+}
+
+/* Takes pp from its owner if that M is still in goroutine code (owner is
+ * the P_USER status seen by the caller, who found the M blocked in the
+ * kernel), and hands it to a spare M or the idle list (Go's retake). */
+bool retake(struct p *pp, uintptr_t owner)
+{
+	if (!atomic_compare_exchange_strong(&pp->status, &owner, P_RETAKING))
+		return false;
+	pp->m = NULL;
+	atomic_fetch_add_explicit(&pp->nhandoff, 1, memory_order_relaxed);
+	handoffp(pp);
+	return true;
+}
+
+/* Is the owner of P status st in goroutine code, and has the kernel seen it
+ * go to sleep no later than before (CLOCK_MONOTONIC ns)?  Kernel-assist path
+ * only: without a slot the answer is no. */
+bool owner_blocked(uintptr_t st, int64_t before)
+{
+	struct m *mp = P_OWNER(st);
+	if (!mp || !(st & P_USER) || !mp->kslot)
+		return false;
+	uint64_t since = kassist_slot_off_since(mp->kslot, NULL);
+	return since && (int64_t)since <= before;
 }
 
 /* ---- Ms ------------------------------------------------------------------- */
@@ -306,6 +384,8 @@ static void *mstart(void *arg)
 	thread_stack_bounds(&mp->g0.stack);
 	san_current_context(&mp->g0);
 	signals_minit(mp);
+	mp->kslot = kassist_register(mp->tid);
+	mp->rtdepth = 1; /* g0 is runtime code */
 	struct p *pp = mp->nextp;
 	mp->nextp = NULL;
 	acquirep(pp);
@@ -313,9 +393,17 @@ static void *mstart(void *arg)
 }
 
 /* Starts a new M that will own pp.  sched.mcount counts it from here. */
+static struct m *malloc_m(void)
+{
+	struct m *mp = aligned_alloc(64, (sizeof(struct m) + 63) & ~(size_t)63);
+	if (mp)
+		memset(mp, 0, sizeof(*mp));
+	return mp;
+}
+
 static int newm(struct p *pp, bool spinning)
 {
-	struct m *mp = calloc(1, sizeof(*mp));
+	struct m *mp = malloc_m();
 	if (!mp)
 		return -ENOMEM;
 	m_init(mp);
@@ -715,12 +803,13 @@ void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason)
 		park_adopted(gp, unlockf, arg, reason);
 		return;
 	}
-	struct m *mp = gp->m;
+	struct m *mp = rt_enter();
 	if (gp == &mp->g0)
 		fatal("gopark on the scheduler's stack");
 	gp->waitreason = reason;
 	mp->after = (struct after_switch){ AFTER_PARK, gp, unlockf, arg };
 	switch_away(mp, gp, false);
+	rt_exit();
 }
 
 static bool unlock_rt_lock(struct g *gp, void *l)
@@ -779,11 +868,12 @@ static void ready(struct g *gp, bool next)
 	}
 	ready_status(gp);
 	struct m *mp = tls_m;
-	if (mp && mp->p) {
-		struct p *pp = mp->p;
+	if (mp && !mp->adopted) {
+		struct p *pp = rt_enter()->p;
 		runqput(pp, gp, next);
 		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
 		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		rt_exit();
 		if (t != h)
 			wakep();
 		return;
@@ -852,11 +942,17 @@ static struct g *stealwork(struct p *pp, int64_t *polluntil)
 				if (gp)
 					return gp;
 			}
-			if (atomic_load_explicit(&p2->status, memory_order_relaxed) != P_IDLE) {
-				struct g *gp = runqsteal(pp, p2, last);
-				if (gp)
-					return gp;
-			}
+			uintptr_t st = atomic_load_explicit(&p2->status, memory_order_relaxed);
+			if (st == P_IDLE)
+				continue;
+			/* A victim whose M the kernel saw block: take its runnext
+			 * now, and the P itself if work is left on it. */
+			bool blocked = owner_blocked(st, INT64_MAX);
+			struct g *gp = runqsteal(pp, p2, last || blocked);
+			if (blocked && !runqempty(p2))
+				retake(p2, st);
+			if (gp)
+				return gp;
 		}
 	}
 	return NULL;
@@ -1059,6 +1155,8 @@ static void schedule(void)
 			execute(mp, mp->lockedg, false);
 			continue;
 		}
+		if (!mp->p)
+			stopm(); /* lost its P in exitsyscall */
 		bool inherit = false;
 		struct g *gp = mp->nextg;
 		mp->nextg = NULL;
@@ -1078,7 +1176,7 @@ static void schedule(void)
 
 void goexit1(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = rt_enter();
 	struct g *gp = mp->curg;
 	atomic_store(&gp->status, G_DEAD);
 	atomic_fetch_add_explicit(&mp->p->nexited, 1, memory_order_relaxed);
@@ -1104,12 +1202,14 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 		return -EINVAL;
 	size_t size = opts && opts->stack_size ? opts->stack_size : config.stack_size;
 	getg(); /* adopts a foreign thread */
-	struct m *mp = tls_m;
+	struct m *mp = rt_enter();
 	struct p *pp = mp->p;
 	int err = 0;
 	struct g *gp = newproc(pp, fn, arg, size, &err);
-	if (!gp)
+	if (!gp) {
+		rt_exit();
 		return err;
+	}
 	gp->name = opts ? opts->name : NULL;
 	if (pp) {
 		gp->goid = newgoid(pp);
@@ -1125,10 +1225,12 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 		globrunqput(gp);
 		rt_unlock(&sched.lock);
 	}
+	int64_t goid = gp->goid;
+	rt_exit();
 	if (!atomic_load_explicit(&sysmon_running, memory_order_relaxed))
 		sysmon_start();
 	wakep();
-	return gp->goid;
+	return goid;
 }
 
 GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
@@ -1143,20 +1245,23 @@ GMP_API void gmp_yield(void)
 		sched_yield();
 		return;
 	}
-	struct m *mp = gp->m;
+	struct m *mp = rt_enter();
 	struct p *pp = mp->p;
 	if (runqempty(pp) && atomic_load_explicit(&sched.runqsize, memory_order_relaxed) == 0 &&
-	    !has_timers(pp))
+	    !has_timers(pp)) {
+		rt_exit();
 		return; /* nothing else to run here */
+	}
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (mp->lockedg) {
 		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
 		mp->curg = NULL;
 		switch_to(gp, &mp->g0, false);
-		return;
+	} else {
+		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
+		switch_away(mp, gp, false);
 	}
-	mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
-	switch_away(mp, gp, false);
+	rt_exit();
 }
 
 GMP_API void gmp_exit(void)
@@ -1224,10 +1329,11 @@ static pthread_key_t adopted_key;
 
 struct g *adopt_thread(void)
 {
-	struct m *mp = calloc(1, sizeof(*mp));
+	struct m *mp = malloc_m();
 	if (!mp)
 		fatal_nodump("out of memory adopting a thread");
 	m_init(mp);
+	mp->adopted = true;
 	mp->tid = gettid_();
 	struct g *gp = calloc(1, sizeof(*gp));
 	if (!gp)
@@ -1361,15 +1467,24 @@ static void stoptheworld(void)
 	}
 	bool wait = sched.stopwait > 0;
 	rt_unlock(&sched.lock);
-	if (wait)
-		note_sleep(&sched.stopnote);
+	/* Ps whose M is blocked in the kernel will not stop by themselves. */
+	while (wait && !note_sleep_until(&sched.stopnote, nanotime() + 100000)) {
+		int32_t n = maxprocs_now();
+		for (int32_t i = 0; i < n; i++) {
+			uintptr_t st = atomic_load(&allp[i]->status);
+			struct m *owner = P_OWNER(st);
+			if (owner && (st & P_USER) &&
+			    (owner_blocked(st, INT64_MAX) || (!owner->kslot && thread_sleeping(owner->tid))))
+				retake(allp[i], st);
+		}
+	}
 }
 
 static void starttheworld(struct p *runnable)
 {
 	struct m *mp = tls_m;
 	if (mp->p)
-		atomic_store(&mp->p->status, P_RUNNING);
+		atomic_store(&mp->p->status, (uintptr_t)mp | P_RUNTIME);
 	atomic_store(&sched.gcwaiting, 0);
 	rt_unlock(&sched.stwlock);
 	while (runnable) {
@@ -1388,8 +1503,10 @@ GMP_API int gmp_maxprocs(int n)
 		return prev;
 	if (n > MAXPROCS_LIMIT)
 		return -EINVAL;
+	rt_enter();
 	stoptheworld();
 	starttheworld(procresize(n));
+	rt_exit();
 	return prev;
 }
 
@@ -1477,6 +1594,7 @@ __attribute__((constructor(101))) static void runtime_init(void)
 	if (on_main)
 		main_thread_init();
 	signals_init();
+	preempt_init();
 	netpoll_init();
 	procresize(config.maxprocs);
 	if (on_main) {
@@ -1495,6 +1613,8 @@ __attribute__((constructor(101))) static void runtime_init(void)
 			link = &pp->link;
 		}
 		rt_unlock(&sched.lock);
+		m0.rtdepth = 1;
+		rt_exit(); /* main() runs goroutine code */
 	}
 }
 
@@ -1513,6 +1633,12 @@ static void sysmon_start(void)
 {
 	if (atomic_exchange(&sysmon_running, true))
 		return;
+	/* Kernel assist loads with the first goroutine, before any M but M0
+	 * runs: programs that never spawn do not pay for it. */
+	if (kassist_init(config.kassist) == 0 && m0.tid)
+		m0.kslot = kassist_register(m0.tid);
+	if (m0.kslot && tls_m == &m0 && m0.rtdepth == 0)
+		kassist_arm(m0.kslot);
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
@@ -1521,18 +1647,4 @@ static void sysmon_start(void)
 	if (pthread_create(&t, &attr, sysmon_thread, NULL) != 0)
 		warn("cannot start sysmon; blocked timers and idle Ps are only noticed by running Ms");
 	pthread_attr_destroy(&attr);
-}
-
-/* For sysmon: a P with queued work while Ps sit idle and nobody spins. */
-void sysmon_wake_idle(void)
-{
-	if (atomic_load(&sched.npidle) == 0 || atomic_load(&sched.nmspinning) != 0)
-		return;
-	int32_t n = maxprocs_now();
-	for (int32_t i = 0; i < n; i++) {
-		if (atomic_load(&allp[i]->status) == P_RUNNING && !runqempty(allp[i])) {
-			wakep();
-			return;
-		}
-	}
 }

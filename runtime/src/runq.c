@@ -126,7 +126,7 @@ static uint32_t runqgrab(struct p *victim, struct g **batch, bool steal_runnext)
 				return 0;
 			/* The victim is likely about to run it (a channel hand-off
 			 * takes well under a microsecond): give it that chance. */
-			if (atomic_load_explicit(&victim->status, memory_order_relaxed) == P_RUNNING)
+			if (P_OWNER(atomic_load_explicit(&victim->status, memory_order_relaxed)))
 				sched_yield();
 			if (!atomic_compare_exchange_strong(&victim->runnext, &next, NULL))
 				continue;

@@ -117,13 +117,29 @@ struct g {
 
 /* ---- processors --------------------------------------------------------- */
 
-enum pstatus { P_IDLE, P_RUNNING, P_SYSCALL, P_STOPPED, P_DEAD };
+/* P status: THE ownership word.  Unowned states are small constants; an
+ * owned P holds its M's address (64-byte aligned) tagged with where the M
+ * is: P_USER (goroutine code: sysmon may retake the P if the M blocks in
+ * the kernel) or P_RUNTIME (runtime code: nobody may take the P).  An M moves
+ * between the two with a CAS on entry and a store on exit (rt_enter /
+ * rt_exit); a retaker moves P_USER to P_RETAKING with a CAS, so exactly one
+ * of them wins. */
+enum pstatus {
+	P_IDLE = 8,	/* on the idle list */
+	P_STOPPED = 16,	/* stopped for a stop of the world */
+	P_DEAD = 24,	/* beyond gomaxprocs */
+	P_RETAKING = 32, /* taken from a blocked M, being handed off */
+	P_TAGS = 63,	/* low bits of an owned status */
+	P_USER = 1,
+	P_RUNTIME = 2,
+};
+#define P_OWNER(st) ((st) > P_TAGS ? (struct m *)((st) & ~(uintptr_t)P_TAGS) : NULL)
 
 struct timer;
 
 struct p {
 	int32_t id;
-	_Atomic uint32_t status;
+	_Atomic uintptr_t status;	/* enum pstatus, or owner | P_USER / P_RUNTIME */
 	struct m *m;			/* owner, NULL when idle */
 	struct p *link;			/* idle list */
 	uint32_t schedtick;		/* incremented on every schedule */
@@ -149,6 +165,8 @@ struct p {
 
 	/* counters, published by the stats segment; written by the owner */
 	_Atomic uint64_t nsteal, nstolen;
+	_Atomic uint64_t nhandoff;		/* taken from an M blocked in the kernel */
+	_Atomic uint64_t npreempt;		/* goroutines preempted by sysmon */
 	_Atomic int64_t ncreated, nexited;	/* goroutines started and ended here */
 };
 
@@ -169,8 +187,10 @@ struct after_switch {
 	void *arg;
 };
 
+struct kassist_slot;
+
 struct m {
-	struct g g0;			/* the scheduler context */
+	_Alignas(64) struct g g0;	/* the scheduler context; m is 64-byte aligned (P_OWNER) */
 	struct g *curg;			/* running goroutine, or NULL on g0 */
 	struct p *p;
 	struct p *nextp;		/* P handed over with the wake-up */
@@ -178,6 +198,10 @@ struct m {
 	int32_t lockcount;		/* nested gmp_lock_os_thread calls */
 	bool spinning;
 	bool is_main_thread;
+	bool adopted;			/* a foreign thread: never owns a P */
+	int32_t rtdepth;		/* > 0 while in runtime code (see rt_enter) */
+	struct kassist_slot *kslot;	/* kernel-assist slot, or NULL (userspace path) */
+	_Atomic uint64_t preempt_gen;	/* bumped by sysmon to ask for a preemption */
 	struct note park;
 	struct g *nextg;		/* G for g0 to run next, chosen by a switching G */
 	int32_t id;
@@ -238,6 +262,19 @@ void gopark_unlock(struct rt_lock *l, const char *reason); /* unlockf = rt_unloc
 void goready(struct g *gp);
 void goready_fifo(struct g *gp);	/* behind the queued work: keeps a batch in order */
 void wakep(void);	/* wake an idle P if there is one and nobody spins */
+void handoffp(struct p *pp);	/* give a P whose M is going away to a spare M or the idle list */
+
+/* Runtime entry from goroutine code (proc.c).  Between rt_enter and rt_exit
+ * the M's P cannot be retaken; rt_enter may move the G to another M (if its
+ * P was retaken while it blocked) and returns the M it is on.  Calls nest;
+ * a G that switches away inside resumes with the arriving M's depth. */
+struct m *rt_enter(void);
+void rt_exit(void);
+bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
+bool owner_blocked(uintptr_t st, int64_t before);	/* kernel saw it sleep, no later than before */
+bool thread_sleeping(int32_t tid);		/* /proc says asleep in the kernel (sysmon.c) */
+void preempt_request(struct m *mp);		/* ask mp to preempt its goroutine (preempt.c) */
+void preempt_init(void);
 
 /* Wait queues of parked goroutines, shared by channels and sync (Go's
  * sudog and waitq).  A sudog usually lives on the waiting G's stack; the

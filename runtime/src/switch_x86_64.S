@@ -87,4 +87,76 @@ gmprt_gostart:
 	.cfi_endproc
 	.size gmprt_gostart, .-gmprt_gostart
 
+
+/* gmprt_asyncpreempt: where the SIGURG handler (preempt.c) sends a goroutine
+ * interrupted at a safe point.  The handler left the interrupted pc just
+ * below the red zone: [rsp] = pc, and 128 bytes above that the interrupted
+ * rsp.  Every register the interrupted code may have live is saved: the
+ * general registers, flags, and the whole extended state (XSAVE, size
+ * gmprt_xsave_size from CPUID, 64-byte aligned, header zeroed), then
+ * asyncpreempt_park() runs, and all is restored.  `ret $128` pops the pc
+ * and skips the red zone. */
+	.globl gmprt_asyncpreempt
+	.hidden gmprt_asyncpreempt
+	.type gmprt_asyncpreempt, @function
+	.align 16
+gmprt_asyncpreempt:
+	.cfi_startproc
+	pushfq
+	pushq	%rax
+	pushq	%rbx
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%rbp
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	movq	%rsp, %rbx		/* callee-saved: where the registers are */
+	movl	gmprt_xsave_size(%rip), %eax
+	subq	%rax, %rsp
+	andq	$-64, %rsp
+	xorl	%eax, %eax		/* zero the 64-byte XSAVE header */
+	movq	%rax, 512(%rsp)
+	movq	%rax, 520(%rsp)
+	movq	%rax, 528(%rsp)
+	movq	%rax, 536(%rsp)
+	movq	%rax, 544(%rsp)
+	movq	%rax, 552(%rsp)
+	movq	%rax, 560(%rsp)
+	movq	%rax, 568(%rsp)
+	movl	$-1, %eax
+	movl	$-1, %edx
+	xsave64	(%rsp)
+	call	asyncpreempt_park
+	movl	$-1, %eax
+	movl	$-1, %edx
+	xrstor64 (%rsp)
+	movq	%rbx, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rbp
+	popq	%rdi
+	popq	%rsi
+	popq	%rdx
+	popq	%rcx
+	popq	%rbx
+	popq	%rax
+	popfq
+	ret	$128
+	.cfi_endproc
+	.size gmprt_asyncpreempt, .-gmprt_asyncpreempt
+
 	.section .note.GNU-stack,"",@progbits

@@ -1,49 +1,113 @@
 /* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
 /*
  * sysmon.c - the system monitor: one thread, no P, started with the first
- * goroutine.
+ * goroutine (Go's sysmon).
  *
- * Like Go's sysmon it sleeps 20 us at first and doubles its sleep up to
- * 10 ms while nothing needs it, so an idle process costs next to nothing.
- * Each round it
- *   - polls the network if nobody has for 10 ms (an M that is busy never
- *     blocks in netpoll);
- *   - wakes an idle P for a P whose queue holds work that has not moved for
- *     a whole round (goready defers that wake-up, see proc.c);
- *   - prints the schedtrace line when GMP_DEBUG=schedtrace=MS asks.
+ * Each round it looks at every P and remembers its schedtick and when that
+ * last moved.  A P whose tick stands still is:
+ *   - retaken, if its M is in goroutine code and asleep in the kernel: at
+ *     once when work waits on the P, after 1 ms (BPF) or 10 ms (userspace)
+ *     otherwise.  The kernel-assist slot says so on the BPF path; on the
+ *     userspace path the M's /proc/self/task/TID/stat state does, checked
+ *     only for a P whose tick has not moved for SLOW_CHECK_NS;
+ *   - preempted (SIGURG to its M), if one goroutine has run on it in
+ *     goroutine code for 10 ms;
+ *   - woken for, if work sits on it while Ps are idle and nobody spins
+ *     (goready does not wake a P for a lone runnext G; see proc.c).
+ * It also polls the network if nobody has for 10 ms, and prints the
+ * schedtrace line that GMP_DEBUG=schedtrace=MS asks for.
+ *
+ * Sleeping: 20 us at first, doubling after 50 quiet rounds up to 10 ms, so an
+ * idle process costs next to nothing.  With kernel assist live the sleep is
+ * a wait on the BPF ring buffer: an armed M that blocks wakes sysmon at once.
  */
 #include "runtime.h"
+#include "kassist.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
 	SYSMON_MIN_NS = 20 * 1000,
 	SYSMON_MAX_NS = 10 * 1000 * 1000,
 	FORCE_POLL_NS = 10 * 1000 * 1000,
+	PREEMPT_NS = 10 * 1000 * 1000,
+	IDLE_RETAKE_BPF_NS = 1000 * 1000,
+	IDLE_RETAKE_USER_NS = 10 * 1000 * 1000,
+	SLOW_CHECK_NS = 20 * 1000,
 };
 
-static uint32_t last_tick[MAXPROCS_LIMIT];
+struct psnap {
+	uint32_t tick;		/* schedtick last seen */
+	int64_t since;		/* when it last changed */
+};
+static struct psnap snaps[MAXPROCS_LIMIT];
 
-/* A running P with queued work and the same schedtick as last round. */
-static bool wake_for_stuck_work(void)
+bool thread_sleeping(int32_t tid)
 {
-	if (atomic_load(&sched.npidle) == 0 || atomic_load(&sched.nmspinning) != 0)
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return false;
-	int32_t n = atomic_load(&sched.gomaxprocs);
-	bool woke = false;
-	for (int32_t i = 0; i < n; i++) {
-		struct p *pp = allp[i];
-		uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
-		bool stuck = tick == last_tick[i] && atomic_load(&pp->status) == P_RUNNING &&
-			     !runqempty(pp);
-		last_tick[i] = tick;
-		if (stuck && !woke) {
-			wakep();
-			woke = true;
-		}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	char *paren = strrchr(buf, ')'); /* the command name may hold anything */
+	return paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D');
+}
+
+static bool has_work(struct p *pp)
+{
+	return !runqempty(pp) || atomic_load(&sched.runqsize) > 0;
+}
+
+/* Userspace path: has the owner of st (a P_USER status, no kernel-assist
+ * slot) stood still long enough, and does /proc say it sleeps? */
+static bool blocked_long_enough(uintptr_t st, const struct psnap *ps, int64_t now, bool work)
+{
+	struct m *mp = P_OWNER(st);
+	int64_t still = now - ps->since;
+	if (still < (work ? SLOW_CHECK_NS : IDLE_RETAKE_USER_NS))
+		return false;
+	return thread_sleeping(mp->tid);
+}
+
+/* One look at pp; true if sysmon did something. */
+static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
+{
+	uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
+	uintptr_t st = atomic_load(&pp->status);
+	struct m *owner = P_OWNER(st);
+	bool user = owner && (st & P_USER);
+	bool work = owner && has_work(pp);
+	/* The kernel's word needs no standing still: act on it at once. */
+	if (user && owner->kslot && owner_blocked(st, work ? now : now - IDLE_RETAKE_BPF_NS))
+		return retake(pp, st);
+	if (tick != ps->tick || !owner) {
+		ps->tick = tick;
+		ps->since = now;
+		return false;
 	}
-	return woke;
+	if (user && !owner->kslot && blocked_long_enough(st, ps, now, work))
+		return retake(pp, st);
+	if (user && config.preempt && now - ps->since >= PREEMPT_NS) {
+		ps->since = now; /* once per slice */
+		if (owner->kslot ? owner_blocked(st, now) : thread_sleeping(owner->tid))
+			return false; /* asleep, not running: a signal would only interrupt it */
+		preempt_request(owner);
+		return true;
+	}
+	if (work && atomic_load(&sched.npidle) > 0 && atomic_load(&sched.nmspinning) == 0) {
+		wakep();
+		return true;
+	}
+	return false;
 }
 
 static bool poll_if_stale(int64_t now)
@@ -57,6 +121,15 @@ static bool poll_if_stale(int64_t now)
 	struct g *list = netpoll(0);
 	injectglist(list);
 	return list != NULL;
+}
+
+static uint64_t sum_counter(size_t offset)
+{
+	uint64_t sum = 0;
+	int32_t n = atomic_load(&sched.gomaxprocs);
+	for (int32_t i = 0; i < n; i++)
+		sum += atomic_load((_Atomic uint64_t *)((char *)allp[i] + offset));
+	return sum;
 }
 
 static void schedtrace(int64_t now)
@@ -73,10 +146,12 @@ static void schedtrace(int64_t now)
 	int32_t n = atomic_load(&sched.gomaxprocs);
 	int len = snprintf(buf, sizeof(buf),
 			   "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
-			   "idlethreads=%d runqueue=%lld [",
+			   "idlethreads=%d runqueue=%lld kassist=%s handoffs=%llu preemptions=%llu [",
 			   (long long)((now - start) / 1000000), n, atomic_load(&sched.npidle),
 			   sched.mcount, atomic_load(&sched.nmspinning), sched.nmidle,
-			   (long long)atomic_load(&sched.runqsize));
+			   (long long)atomic_load(&sched.runqsize), kassist_mode_name(),
+			   (unsigned long long)sum_counter(offsetof(struct p, nhandoff)),
+			   (unsigned long long)sum_counter(offsetof(struct p, npreempt)));
 	for (int32_t i = 0; i < n && len < (int)sizeof(buf) - 16; i++) {
 		struct p *pp = allp[i];
 		uint32_t q = atomic_load(&pp->runqtail) - atomic_load(&pp->runqhead);
@@ -86,24 +161,47 @@ static void schedtrace(int64_t now)
 	fputs(buf, stderr);
 }
 
+static bool round_once(void)
+{
+	int64_t now = nanotime();
+	bool acted = poll_if_stale(now);
+	int32_t n = atomic_load(&sched.gomaxprocs);
+	for (int32_t i = 0; i < n; i++)
+		acted |= check_p(allp[i], &snaps[i], now);
+	schedtrace(now);
+	return acted;
+}
+
+static void sysmon_sleep(int64_t ns)
+{
+	struct timespec ts = { 0, ns };
+	nanosleep(&ts, NULL);
+}
+
 void sysmon_main(void)
 {
 	int64_t delay = SYSMON_MIN_NS;
 	int idle_rounds = 0;
 	for (;;) {
-		struct timespec ts = { 0, delay };
-		nanosleep(&ts, NULL);
-		int64_t now = nanotime();
-		bool acted = poll_if_stale(now);
-		acted |= wake_for_stuck_work();
-		schedtrace(now);
+		bool acted;
+		if (kassist_live) {
+			/* Between begin and end every armed block posts an
+			 * event, so none slips past this round's look. */
+			kassist_wait_begin();
+			acted = round_once();
+			if (!acted)
+				kassist_wait(delay, NULL, 0);
+			kassist_wait_end();
+		} else {
+			acted = round_once();
+			if (!acted)
+				sysmon_sleep(delay);
+		}
 		if (acted) {
 			idle_rounds = 0;
 			delay = SYSMON_MIN_NS;
 		} else if (++idle_rounds > 50 && delay < SYSMON_MAX_NS) {
-			delay *= 2;
-			if (delay > SYSMON_MAX_NS)
-				delay = SYSMON_MAX_NS;
+			delay = delay * 2 > SYSMON_MAX_NS ? SYSMON_MAX_NS : delay * 2;
 		}
 	}
 }

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * preempt.c - asynchronous preemption of a goroutine that runs too long
+ * (Go's asyncPreempt).
+ *
+ * sysmon sends SIGURG to the M of a P whose goroutine has run for 10 ms.
+ * The handler preempts only at a safe point:
+ *   - the M runs goroutine code (rtdepth 0, a real goroutine, not adopted);
+ *   - the interrupted pc is in application code: not in gmprt, libc, the
+ *     dynamic loader, the vDSO, or a sanitizer runtime (their locks and
+ *     state must not be held by a goroutine that moves to another thread);
+ *   - the interrupted sp is on the goroutine's own stack.
+ * Then it makes the interrupted code "call" gmprt_asyncpreempt
+ * (switch_x86_64.S), which saves every register and calls
+ * asyncpreempt_park(): a yield.  Anywhere else the signal is simply
+ * ignored; sysmon asks again next round.  GMP_DEBUG=preempt=0 turns it off;
+ * under TSan it is off (TSan defers signals to points of its own choosing).
+ */
+#include "runtime.h"
+
+#include <cpuid.h>
+#include <link.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+void gmprt_asyncpreempt(void);
+void asyncpreempt_park(void) __attribute__((used));
+uint32_t gmprt_xsave_size __attribute__((visibility("hidden")));
+
+enum { MAX_UNSAFE = 32 };
+struct text_range {
+	uintptr_t lo, hi;
+};
+static struct text_range unsafe_text[MAX_UNSAFE];
+static int nunsafe;
+static bool preempt_on;
+
+static bool unsafe_object(const char *name)
+{
+	static const char *const names[] = { "libgmprt", "libc.so", "ld-linux", "linux-vdso",
+					     "libasan", "libtsan", "libpthread", "libgcc_s" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strstr(name, names[i]))
+			return true;
+	return false;
+}
+
+static int note_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	if (!info->dlpi_name || !unsafe_object(info->dlpi_name))
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum && nunsafe < MAX_UNSAFE; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			unsafe_text[nunsafe].lo = info->dlpi_addr + ph->p_vaddr;
+			unsafe_text[nunsafe].hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+			nunsafe++;
+		}
+	}
+	return 0;
+}
+
+/* In a static link gmprt's code is the program's: a pc there at rtdepth 0
+ * is on its way out of the runtime, which holds nothing then. */
+
+static bool pc_unsafe(uintptr_t pc)
+{
+	for (int i = 0; i < nunsafe; i++)
+		if (pc >= unsafe_text[i].lo && pc < unsafe_text[i].hi)
+			return true;
+	return false;
+}
+
+static bool xsave_usable(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+		return false;
+	__cpuid_count(0xd, 0, a, b, c, d);
+	gmprt_xsave_size = b + 64;
+	return b >= 576;
+}
+
+static void on_preempt(int sig, siginfo_t *info, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	struct m *mp = tls_m;
+	if (!mp || mp->adopted || mp->rtdepth > 0 || !mp->curg)
+		return;
+	struct g *gp = mp->curg;
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+	if (pc_unsafe(pc) || sp < gp->stack.lo + 4096 || sp > gp->stack.hi)
+		return;
+	uintptr_t *slot = (uintptr_t *)(sp - 128 - 8);
+	*slot = pc;
+	uc->uc_mcontext.gregs[REG_RSP] = (greg_t)(uintptr_t)slot;
+	uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)gmprt_asyncpreempt;
+}
+
+void asyncpreempt_park(void)
+{
+	struct m *mp = tls_m;
+	atomic_fetch_add_explicit(&mp->p->npreempt, 1, memory_order_relaxed);
+	gmp_yield();
+}
+
+void preempt_init(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	config.preempt = false;
+#endif
+	if (!config.preempt || !xsave_usable())
+		return;
+	dl_iterate_phdr(note_object, NULL);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_preempt;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	if (sigaction(SIGURG, &sa, NULL) == 0)
+		preempt_on = true;
+}
+
+void preempt_request(struct m *mp)
+{
+	if (preempt_on && mp->tid)
+		syscall(SYS_tgkill, getpid(), mp->tid, SIGURG);
+}
