@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * bench.h - helpers shared by gmprt's benchmark programs: a monotonic clock
+ * that does not depend on the runtime, VmRSS from /proc/self/status, and
+ * argument parsing.  Each benchmark prints exactly one number on stdout;
+ * diagnostics go to stderr.
+ */
+#ifndef GMPRT_BENCH_H
+#define GMPRT_BENCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline int64_t bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Resident set size of this process in KiB, or -1. */
+static inline long bench_rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmRSS:", 6) == 0) {
+			kib = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kib;
+}
+
+/* argv[i] as a positive long, or def when absent; exits on a bad value. */
+static inline long bench_arg(int argc, char **argv, int i, long def)
+{
+	char *end;
+	long v;
+
+	if (argc <= i)
+		return def;
+	v = strtol(argv[i], &end, 10);
+	if (*end || v <= 0) {
+		fprintf(stderr, "%s: bad argument '%s'\n", argv[0], argv[i]);
+		exit(2);
+	}
+	return v;
+}
+
+/* Report a failed runtime call and exit with status 1. */
+#define BENCH_CHECK(cond, what)                                                  \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "bench: %s failed at %s:%d\n", (what),   \
+				__FILE__, __LINE__);                             \
+			exit(1);                                                 \
+		}                                                                \
+	} while (0)
+
+#endif /* GMPRT_BENCH_H */
