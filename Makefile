@@ -125,3 +125,4 @@ deps:
 
 clean:
 	rm -rf build build-asan build-tsan
+include selftests/kassist/sched.mk

@@ -68,7 +68,17 @@ static struct {
 	.consume_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-bool kassist_live;
+bool kassist_live; /* read and written with __atomic builtins: other Ms read it */
+
+static inline bool live(void)
+{
+	return __atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE);
+}
+
+static inline void set_live(bool v)
+{
+	__atomic_store_n(&kassist_live, v, __ATOMIC_RELEASE);
+}
 
 /* What the kernel offers, found by probing before we load anything. */
 struct kassist_probe {
@@ -357,7 +367,7 @@ static void orphan_slots(void)
 
 static void unload(void)
 {
-	kassist_live = false;
+	set_live(false);
 	orphan_slots();
 	if (ka.rb)
 		ring_buffer__free(ka.rb);
@@ -377,9 +387,9 @@ static void forget_after_fork(void)
 	struct bpf_map *map;
 	struct bpf_program *prog;
 
-	if (!kassist_live)
+	if (!live())
 		return;
-	kassist_live = false;
+	set_live(false);
 	orphan_slots();
 	bpf_object__for_each_program(prog, ka.skel->obj)
 		close(bpf_program__fd(prog));
@@ -506,7 +516,7 @@ int kassist_init(int mode)
 		pthread_atfork(NULL, NULL, forget_after_fork);
 		atfork_done = true;
 	}
-	kassist_live = err == 0;
+	set_live(err == 0);
 	return ka.result = err;
 }
 
@@ -519,12 +529,12 @@ void kassist_fini(void)
 
 const char *kassist_mode_name(void)
 {
-	return kassist_live ? "bpf" : "userspace";
+	return live() ? "bpf" : "userspace";
 }
 
 const char *kassist_detail(void)
 {
-	if (kassist_live)
+	if (live())
 		return ka.twin;
 	return ka.reason[0] ? ka.reason : "not initialized";
 }
@@ -533,21 +543,21 @@ const char *kassist_detail(void)
 
 struct kassist_slot *kassist_register(int tid)
 {
-	if (!kassist_live || tid <= 0)
+	if (!live() || tid <= 0)
 		return NULL;
 	return register_tid((uint32_t)tid);
 }
 
 struct kassist_slot *kassist_slot_at(uint32_t index)
 {
-	if (!kassist_live || index >= KASSIST_NSLOTS)
+	if (!live() || index >= KASSIST_NSLOTS)
 		return NULL;
 	return &ka.shm->slot[index];
 }
 
 int kassist_slot_index(const struct kassist_slot *s)
 {
-	if (!kassist_live || s < ka.shm->slot || s >= ka.shm->slot + KASSIST_NSLOTS)
+	if (!live() || s < ka.shm->slot || s >= ka.shm->slot + KASSIST_NSLOTS)
 		return -1;
 	return (int)(s - ka.shm->slot);
 }
@@ -555,26 +565,26 @@ int kassist_slot_index(const struct kassist_slot *s)
 void kassist_unregister(struct kassist_slot *s)
 {
 	if (s)
-		release_slot(s, kassist_live);
+		release_slot(s, live());
 }
 
 /* ---- waiting -------------------------------------------------------------- */
 
 void kassist_wait_begin(void)
 {
-	if (kassist_live)
+	if (live())
 		__atomic_fetch_add(&ka.shm->head.waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 void kassist_wait_end(void)
 {
-	if (kassist_live)
+	if (live())
 		__atomic_fetch_sub(&ka.shm->head.waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 void kassist_set_wake_policy(enum kassist_wake_policy policy)
 {
-	if (kassist_live)
+	if (live())
 		__atomic_store_n(&ka.shm->head.wake_policy, (uint32_t)policy, __ATOMIC_SEQ_CST);
 }
 
@@ -610,7 +620,7 @@ int kassist_wait(int64_t timeout_ns, struct kassist_event *evs, int max)
 	struct timespec ts, *tsp = NULL;
 	int n, r;
 
-	if (!kassist_live)
+	if (!live())
 		return -ENODEV;
 	n = take_events(evs, max);
 	if (n != 0)

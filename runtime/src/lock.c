@@ -8,6 +8,12 @@
  * runtime (the scheduler, a channel, a timer heap); goroutines never hold one
  * while parked, except the one gopark releases for them.
  *
+ * Holding a runtime lock is being in the runtime: rt_lock enters it
+ * (rt_enter) before it takes the lock and rt_unlock leaves it after, so that
+ * a goroutine in a channel operation can neither lose its P to sysmon nor
+ * have a sleep on a contended lock reported as blocking (kernel assist).
+ * Threads without an M (sysmon) and adopted threads skip that part.
+ *
  * note: a one-shot event for an M to sleep on (Go's note): 0 clear, 1 woken.
  */
 #include "runtime.h"
@@ -44,7 +50,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-bool rt_trylock(struct rt_lock *l)
+static inline bool try_key(struct rt_lock *l)
 {
 	uint32_t zero = 0;
 	return atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
@@ -54,7 +60,7 @@ bool rt_trylock(struct rt_lock *l)
 static void rt_lock_slow(struct rt_lock *l)
 {
 	for (int spin = 0; spin < 100; spin++) {
-		if (atomic_load_explicit(&l->key, memory_order_relaxed) == 0 && rt_trylock(l))
+		if (atomic_load_explicit(&l->key, memory_order_relaxed) == 0 && try_key(l))
 			return;
 		cpu_relax();
 	}
@@ -63,9 +69,22 @@ static void rt_lock_slow(struct rt_lock *l)
 		futex_wait(&l->key, 2, -1);
 }
 
+bool rt_trylock(struct rt_lock *l)
+{
+	if (tls_m)
+		rt_enter();
+	if (try_key(l))
+		return true;
+	if (tls_m)
+		rt_exit();
+	return false;
+}
+
 void rt_lock(struct rt_lock *l)
 {
-	if (likely(rt_trylock(l)))
+	if (tls_m)
+		rt_enter();
+	if (likely(try_key(l)))
 		return;
 	rt_lock_slow(l);
 }
@@ -74,6 +93,8 @@ void rt_unlock(struct rt_lock *l)
 {
 	if (unlikely(atomic_exchange_explicit(&l->key, 0, memory_order_release) == 2))
 		futex_wake(&l->key, 1);
+	if (tls_m)
+		rt_exit();
 }
 
 void note_clear(struct note *n)

@@ -207,3 +207,13 @@ void signals_minit(struct m *mp)
 	}
 	mp->sigstack = mem;
 }
+
+void signals_mexit(struct m *mp)
+{
+	if (!mp->sigstack)
+		return;
+	stack_t off = { .ss_flags = SS_DISABLE };
+	sigaltstack(&off, NULL);
+	munmap(mp->sigstack, ALTSTACK_SIZE);
+	mp->sigstack = NULL;
+}

@@ -104,6 +104,7 @@ static void on_preempt(int sig, siginfo_t *info, void *ucv)
 void asyncpreempt_park(void)
 {
 	struct m *mp = tls_m;
+	atomic_store_explicit(&mp->preempt_gen, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mp->p->npreempt, 1, memory_order_relaxed);
 	gmp_yield();
 }
@@ -125,8 +126,12 @@ void preempt_init(void)
 		preempt_on = true;
 }
 
+/* Asks mp to preempt its goroutine: a flag for the runtime entries that a
+ * busy goroutine cannot avoid (gmp_go checks it), and the signal for the
+ * rest. */
 void preempt_request(struct m *mp)
 {
+	atomic_store_explicit(&mp->preempt_gen, 1, memory_order_relaxed);
 	if (preempt_on && mp->tid)
 		syscall(SYS_tgkill, getpid(), mp->tid, SIGURG);
 }

@@ -57,7 +57,7 @@ static _Atomic bool sysmon_running;
 
 enum {
 	GFREE_LOCAL_MAX = 64,	/* per-P free Gs before spilling half */
-	GFREE_WARM_MAX = 1024,	/* global free Gs kept with committed stacks */
+	GFREE_WARM_MAX = 1024,	/* idle global free Gs kept with committed stacks */
 	M_STACK = 512 << 10,	/* thread stack of gmprt's Ms (their g0) */
 	G0_STACK = 256 << 10,	/* mapped g0 stack for the main thread */
 	FAIRNESS_TICKS = 61,
@@ -239,10 +239,14 @@ static void acquirep(struct p *pp)
 	atomic_store(&pp->status, (uintptr_t)mp | P_RUNTIME);
 }
 
+static bool p_still_mine(struct m *mp);
+
 static struct p *releasep(void)
 {
 	struct m *mp = tls_m;
 	struct p *pp = mp->p;
+	if (!p_still_mine(mp)) /* only a transient retake check can be in the way */
+		fatal_nodump("releasep: P %d is not ours", pp->id);
 	mp->p = NULL;
 	pp->m = NULL;
 	atomic_store(&pp->status, P_IDLE);
@@ -273,21 +277,70 @@ static struct p *pidleget(void)
 
 static void exitsyscall(struct m *mp);
 
+/* An M registers itself with kernel assist: when it starts, or (M0, whose
+ * thread predates kernel assist) at its first runtime entry after.  Only the
+ * M writes its kslot; others read it after reading its P's status. */
+static void m_kassist_register(struct m *mp)
+{
+	mp->kslot_tried = true;
+	struct kassist_slot *slot = kassist_register(mp->tid);
+	if (slot)
+		mp->kseq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+	mp->kslot = slot;
+}
+
+/* Waits out a retaker that is checking whether our P may be taken; true if
+ * the P is still ours. */
+static bool p_still_mine(struct m *mp)
+{
+	for (;;) {
+		uintptr_t st = atomic_load(&mp->p->status);
+		if (P_OWNER(st) == mp)
+			return true;
+		if (st != P_RETAKING)
+			return false;
+		sched_yield();
+	}
+}
+
 /* Goroutine code calls into the runtime: from here on nobody may take our
  * P.  If sysmon took it while we were blocked in the kernel, get a P back
  * first (Go's exitsyscall).  Nests; returns the M we are on afterwards,
- * which is not always the one we started on. */
+ * which is not always the one we started on.
+ *
+ * Kernel-assist path: a retaker only takes the P of an M that the kernel
+ * saw go to sleep while armed and that has not come back since (the same
+ * odd kslot->seq before and after its CAS, see retake).  So if our seq has
+ * not moved since we last looked, nobody can have a claim: disarming (so a
+ * sleep inside the runtime is never reported) is all it takes.  If it moved,
+ * a fence orders the kernel's "back on CPU" seq before our look at the P.
+ * Userspace path: a CAS from P_USER to P_RUNTIME, which a retaker's CAS
+ * from P_USER excludes. */
 struct m *rt_enter(void)
 {
 	struct m *mp = tls_m;
 	if (mp->adopted || mp->rtdepth++ > 0)
 		return mp;
-	kassist_disarm(mp->kslot);
 	struct p *pp = mp->p;
-	uintptr_t user = (uintptr_t)mp | P_USER;
-	if (unlikely(!pp || !atomic_compare_exchange_strong(&pp->status, &user,
-							    (uintptr_t)mp | P_RUNTIME)))
-		exitsyscall(mp);
+	if (mp->kslot) {
+		kassist_disarm(mp->kslot);
+		uint64_t seq = __atomic_load_n(&mp->kslot->seq, __ATOMIC_RELAXED);
+		if (likely(seq == mp->kseq) && pp)
+			return mp;
+		mp->kseq = seq;
+		atomic_thread_fence(memory_order_seq_cst);
+		if (pp && p_still_mine(mp))
+			return mp;
+	} else {
+		uintptr_t user = (uintptr_t)mp | P_USER;
+		if (likely(pp && atomic_compare_exchange_strong(&pp->status, &user,
+								(uintptr_t)mp | P_RUNTIME))) {
+			if (unlikely(!mp->kslot_tried) && __atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE))
+				m_kassist_register(mp);
+			return mp;
+		}
+	}
+	exitsyscall(mp);
 	return tls_m;
 }
 
@@ -322,11 +375,22 @@ static void exitsyscall(struct m *mp)
 
 /* Takes pp from its owner if that M is still in goroutine code (owner is
  * the P_USER status seen by the caller, who found the M blocked in the
- * kernel), and hands it to a spare M or the idle list (Go's retake). */
+ * kernel), and hands it to a spare M or the idle list (Go's retake).  On the
+ * kernel-assist path the M does not CAS on entry, so the claim is checked
+ * after our CAS: the M must still be off CPU in the same block. */
 bool retake(struct p *pp, uintptr_t owner)
 {
+	struct m *mp = P_OWNER(owner);
+	uint64_t seq = 0, seq2 = 0;
+	if (mp->kslot && !kassist_slot_off_since(mp->kslot, &seq))
+		return false;
 	if (!atomic_compare_exchange_strong(&pp->status, &owner, P_RETAKING))
 		return false;
+	if (mp->kslot && (!kassist_slot_off_since(mp->kslot, &seq2) || seq2 != seq)) {
+		uintptr_t retaking = P_RETAKING;
+		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
+		return false;
+	}
 	pp->m = NULL;
 	atomic_fetch_add_explicit(&pp->nhandoff, 1, memory_order_relaxed);
 	handoffp(pp);
@@ -349,11 +413,13 @@ bool owner_blocked(uintptr_t st, int64_t before)
 
 void checkdead(void);
 
-static void m_init(struct m *mp)
+static void m_init(struct m *mp, bool recycled)
 {
 	mp->rand_state = (uint64_t)nanotime() ^ ((uint64_t)(uintptr_t)mp << 17);
 	mp->g0.m = mp;
 	mp->g0.goid = 0;
+	if (recycled)
+		return;
 	rt_lock(&sched.lock);
 	mp->id = sched.mnext++;
 	mp->alllink = sched.allm;
@@ -379,13 +445,14 @@ static void thread_stack_bounds(struct stack *st)
 static void *mstart(void *arg)
 {
 	struct m *mp = arg;
+	mp->rtdepth = 1; /* g0 is runtime code */
 	tls_m = mp;
 	mp->tid = gettid_();
 	thread_stack_bounds(&mp->g0.stack);
 	san_current_context(&mp->g0);
 	signals_minit(mp);
-	mp->kslot = kassist_register(mp->tid);
-	mp->rtdepth = 1; /* g0 is runtime code */
+	if (__atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE))
+		m_kassist_register(mp);
 	struct p *pp = mp->nextp;
 	mp->nextp = NULL;
 	acquirep(pp);
@@ -393,9 +460,25 @@ static void *mstart(void *arg)
 }
 
 /* Starts a new M that will own pp.  sched.mcount counts it from here. */
-static struct m *malloc_m(void)
+/* A zeroed M struct: a recycled one (it keeps its place in allm), or a new
+ * one. */
+static struct m *malloc_m(bool *recycled)
 {
-	struct m *mp = aligned_alloc(64, (sizeof(struct m) + 63) & ~(size_t)63);
+	rt_lock(&sched.lock);
+	struct m *mp = sched.mfree;
+	if (mp)
+		sched.mfree = mp->schedlink;
+	rt_unlock(&sched.lock);
+	*recycled = mp != NULL;
+	if (mp) {
+		struct m *keep = mp->alllink;
+		int32_t id = mp->id;
+		memset(mp, 0, sizeof(*mp));
+		mp->alllink = keep;
+		mp->id = id;
+		return mp;
+	}
+	mp = aligned_alloc(64, (sizeof(struct m) + 63) & ~(size_t)63);
 	if (mp)
 		memset(mp, 0, sizeof(*mp));
 	return mp;
@@ -403,10 +486,11 @@ static struct m *malloc_m(void)
 
 static int newm(struct p *pp, bool spinning)
 {
-	struct m *mp = malloc_m();
+	bool recycled;
+	struct m *mp = malloc_m(&recycled);
 	if (!mp)
 		return -ENOMEM;
-	m_init(mp);
+	m_init(mp, recycled);
 	mp->nextp = pp;
 	mp->spinning = spinning;
 	pthread_attr_t attr;
@@ -432,12 +516,42 @@ static int newm(struct p *pp, bool spinning)
 }
 
 /* Puts the calling M to sleep until startm hands it a P. */
+/* sched.lock held.  Idle Ms beyond this many end their threads, so that a
+ * burst of blocking calls (each of which may start a spare M) leaves the
+ * thread count where it was. */
+static int32_t idle_m_max(void)
+{
+	int32_t n = maxprocs_now();
+	return n < 4 ? 4 : n;
+}
+
+/* The calling M ends its thread.  Its struct goes to sched.mfree for the
+ * next newm: M structs are never freed (stale P status words may still
+ * name them). */
+__attribute__((noreturn)) static void mexit(struct m *mp)
+{
+	sched.mcount--;
+	checkdead();
+	rt_unlock(&sched.lock);
+	kassist_unregister(mp->kslot);
+	mp->kslot = NULL;
+	signals_mexit(mp);
+	rt_lock(&sched.lock);
+	mp->schedlink = sched.mfree;
+	sched.mfree = mp;
+	rt_unlock(&sched.lock);
+	tls_m = NULL;
+	pthread_exit(NULL);
+}
+
 static void stopm(void)
 {
 	struct m *mp = tls_m;
 	if (mp->p)
 		fatal_nodump("stopm holding a P");
 	rt_lock(&sched.lock);
+	if (!mp->is_main_thread && !mp->lockedg && sched.nmidle >= idle_m_max())
+		mexit(mp);
 	mp->schedlink = sched.midle;
 	sched.midle = mp;
 	sched.nmidle++;
@@ -574,22 +688,46 @@ static struct g *gfget_nostack(void)
 	return gp;
 }
 
-/* gflock held: queue g for a batched trim; trim when the batch is full. */
-static void gtrim_put(struct g *gp)
+/* sysmon, every TRIM_INTERVAL: the warm Gs that nobody took since the last
+ * call (the low-water mark of the warm list) are not needed now.  Beyond
+ * GFREE_WARM_MAX of them, the oldest give their stacks' pages back, in
+ * batches sorted by address so that neighbouring stacks cost one madvise.
+ * Trimming here, not in gfput, keeps a spawn/exit churn free of syscalls. */
+void gfree_trim(void)
 {
-	enum { N = sizeof(sched.gtrim) / sizeof(sched.gtrim[0]) };
-	sched.gtrim[sched.ngtrim++] = gp;
-	if (sched.ngtrim < N)
+	rt_lock(&sched.gflock);
+	int32_t idle = sched.minfree_warm;
+	sched.minfree_warm = sched.ngfree_warm;
+	int32_t excess = idle - GFREE_WARM_MAX;
+	if (excess <= 0) {
+		rt_unlock(&sched.gflock);
 		return;
-	struct stack *sts[N];
-	for (int i = 0; i < N; i++)
-		sts[i] = &sched.gtrim[i]->stack;
-	stack_trim_batch(sts, N);
-	for (int i = 0; i < N; i++) {
-		sched.gtrim[i]->schedlink = sched.gfree_cold;
-		sched.gfree_cold = sched.gtrim[i];
 	}
-	sched.ngtrim = 0;
+	/* The list is LIFO: the last `excess` entries are the oldest. */
+	struct g **link = &sched.gfree_warm;
+	for (int32_t i = sched.ngfree_warm - excess; i > 0; i--)
+		link = &(*link)->schedlink;
+	struct g *old = *link;
+	*link = NULL;
+	sched.ngfree_warm -= excess;
+	sched.minfree_warm = sched.ngfree_warm;
+	rt_unlock(&sched.gflock);
+
+	enum { BATCH = 256 };
+	while (old) {
+		struct stack *sts[BATCH];
+		struct g *first = old, *last = old;
+		int n = 0;
+		for (; old && n < BATCH; n++, old = old->schedlink) {
+			sts[n] = &old->stack;
+			last = old;
+		}
+		stack_trim_batch(sts, n);
+		rt_lock(&sched.gflock);
+		last->schedlink = sched.gfree_cold;
+		sched.gfree_cold = first;
+		rt_unlock(&sched.gflock);
+	}
 }
 
 void gfput(struct p *pp, struct g *gp)
@@ -603,19 +741,15 @@ void gfput(struct p *pp, struct g *gp)
 	pp->gfree = gp;
 	if (++pp->ngfree < GFREE_LOCAL_MAX)
 		return;
-	/* Spill half; beyond the warm bound, give the stacks' pages back. */
+	/* Spill half to the global list (gfree_trim gives pages back later). */
 	rt_lock(&sched.gflock);
 	while (pp->ngfree > GFREE_LOCAL_MAX / 2) {
 		struct g *g2 = pp->gfree;
 		pp->gfree = g2->schedlink;
 		pp->ngfree--;
-		if (sched.ngfree_warm < GFREE_WARM_MAX) {
-			g2->schedlink = sched.gfree_warm;
-			sched.gfree_warm = g2;
-			sched.ngfree_warm++;
-		} else {
-			gtrim_put(g2);
-		}
+		g2->schedlink = sched.gfree_warm;
+		sched.gfree_warm = g2;
+		sched.ngfree_warm++;
 	}
 	rt_unlock(&sched.gflock);
 }
@@ -630,7 +764,8 @@ static struct g *gfget(struct p *pp)
 			if (sched.gfree_warm) {
 				g2 = sched.gfree_warm;
 				sched.gfree_warm = g2->schedlink;
-				sched.ngfree_warm--;
+				if (--sched.ngfree_warm < sched.minfree_warm)
+					sched.minfree_warm = sched.ngfree_warm;
 			} else {
 				g2 = sched.gfree_cold;
 				sched.gfree_cold = g2->schedlink;
@@ -689,6 +824,7 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 	}
 	gp->fn = fn;
 	gp->arg = arg;
+	san_stack_reuse(gp);
 	gp->sp = gmprt_stack_init(gp->stack.hi);
 	gp->lockedm = NULL;
 	gp->waitreason = NULL;
@@ -705,12 +841,15 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 static struct g *runnable_local(struct p *pp, bool *inherit)
 {
 	*inherit = false;
-	if (pp->schedtick % FAIRNESS_TICKS == 0 && atomic_load(&sched.runqsize) > 0) {
-		rt_lock(&sched.lock);
-		struct g *gp = globrunqget(pp, 1);
-		rt_unlock(&sched.lock);
-		if (gp)
-			return gp;
+	if (unlikely(pp->fairness_left-- == 0)) {
+		pp->fairness_left = FAIRNESS_TICKS - 1;
+		if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
+			rt_lock(&sched.lock);
+			struct g *gp = globrunqget(pp, 1);
+			rt_unlock(&sched.lock);
+			if (gp)
+				return gp;
+		}
 	}
 	return runqget(pp, inherit);
 }
@@ -972,15 +1111,15 @@ static int64_t next_timer_any(void)
 static struct p *recheck_runqs(void)
 {
 	int32_t n = maxprocs_now();
-	for (int32_t i = 0; i < n; i++) {
-		if (!runqempty(allp[i])) {
-			rt_lock(&sched.lock);
-			struct p *pp = pidleget();
-			rt_unlock(&sched.lock);
-			return pp;
-		}
-	}
-	return NULL;
+	bool work = atomic_load(&sched.runqsize) > 0;
+	for (int32_t i = 0; i < n && !work; i++)
+		work = !runqempty(allp[i]);
+	if (!work)
+		return NULL;
+	rt_lock(&sched.lock);
+	struct p *pp = pidleget();
+	rt_unlock(&sched.lock);
+	return pp;
 }
 
 /* Blocks in netpoll until fds are ready or polluntil; then takes an idle P.
@@ -1196,6 +1335,14 @@ void goexit1(void)
 	fatal_nodump("a dead goroutine was resumed");
 }
 
+static void gosched(bool to_global);
+
+static bool preempt_pending(struct m *mp)
+{
+	return !mp->adopted &&
+	       atomic_exchange_explicit(&mp->preempt_gen, 0, memory_order_relaxed) != 0;
+}
+
 GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_opts *opts)
 {
 	if (!fn)
@@ -1230,6 +1377,14 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 	if (!atomic_load_explicit(&sysmon_running, memory_order_relaxed))
 		sysmon_start();
 	wakep();
+	/* Backpressure: a spawner that fills the global queue beyond what the
+	 * Ps can soon run waits behind it, so the backlog (and the memory of
+	 * its stacks) stays bounded and free Gs come back warm.  sysmon's
+	 * preemption request is honoured here too: gmp_go is where a spawning
+	 * loop spends its time, out of reach of the signal. */
+	int64_t backlog = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
+	if (backlog > (int64_t)RUNQ_SIZE * maxprocs_now() || preempt_pending(tls_m))
+		gosched(true);
 	return goid;
 }
 
@@ -1238,7 +1393,11 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 	return gmp_go_opts(fn, arg, NULL);
 }
 
-GMP_API void gmp_yield(void)
+/* The running goroutine gives up its P's time: to the tail of the local
+ * queue (gmp_yield), or of the global queue (to_global: a spawner that
+ * outruns its Ps, so that it waits behind the backlog it made).  Returns at
+ * once when nothing else could run. */
+static void gosched(bool to_global)
 {
 	struct g *gp = getg();
 	if (gp->adopted) {
@@ -1253,15 +1412,24 @@ GMP_API void gmp_yield(void)
 		return; /* nothing else to run here */
 	}
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-	if (mp->lockedg) {
+	if (mp->lockedg || to_global) {
 		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
-		mp->curg = NULL;
-		switch_to(gp, &mp->g0, false);
+		if (mp->lockedg) { /* its M may run nothing else: through g0 */
+			mp->curg = NULL;
+			switch_to(gp, &mp->g0, false);
+		} else {
+			switch_away(mp, gp, false);
+		}
 	} else {
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
 		switch_away(mp, gp, false);
 	}
 	rt_exit();
+}
+
+GMP_API void gmp_yield(void)
+{
+	gosched(false);
 }
 
 GMP_API void gmp_exit(void)
@@ -1329,10 +1497,11 @@ static pthread_key_t adopted_key;
 
 struct g *adopt_thread(void)
 {
-	struct m *mp = malloc_m();
+	bool recycled;
+	struct m *mp = malloc_m(&recycled);
 	if (!mp)
 		fatal_nodump("out of memory adopting a thread");
-	m_init(mp);
+	m_init(mp, recycled);
 	mp->adopted = true;
 	mp->tid = gettid_();
 	struct g *gp = calloc(1, sizeof(*gp));
@@ -1558,9 +1727,10 @@ void checkdead(void)
 
 static void main_thread_init(void)
 {
-	m_init(&m0);
+	m_init(&m0, false);
 	m0.tid = gettid_();
 	m0.is_main_thread = true;
+	m0.rtdepth = 1; /* runtime code until runtime_init returns */
 	tls_m = &m0;
 	sched.mcount = 1;
 
@@ -1613,7 +1783,6 @@ __attribute__((constructor(101))) static void runtime_init(void)
 			link = &pp->link;
 		}
 		rt_unlock(&sched.lock);
-		m0.rtdepth = 1;
 		rt_exit(); /* main() runs goroutine code */
 	}
 }
@@ -1635,10 +1804,7 @@ static void sysmon_start(void)
 		return;
 	/* Kernel assist loads with the first goroutine, before any M but M0
 	 * runs: programs that never spawn do not pay for it. */
-	if (kassist_init(config.kassist) == 0 && m0.tid)
-		m0.kslot = kassist_register(m0.tid);
-	if (m0.kslot && tls_m == &m0 && m0.rtdepth == 0)
-		kassist_arm(m0.kslot);
+	kassist_init(config.kassist); /* M0 registers at its next runtime entry */
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);

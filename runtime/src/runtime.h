@@ -143,6 +143,7 @@ struct p {
 	struct m *m;			/* owner, NULL when idle */
 	struct p *link;			/* idle list */
 	uint32_t schedtick;		/* incremented on every schedule */
+	uint32_t fairness_left;		/* schedules until the global queue goes first */
 
 	/* local run queue: the owner puts at tail, anyone takes at head */
 	_Atomic uint32_t runqhead __attribute__((aligned(CACHELINE)));
@@ -201,7 +202,9 @@ struct m {
 	bool adopted;			/* a foreign thread: never owns a P */
 	int32_t rtdepth;		/* > 0 while in runtime code (see rt_enter) */
 	struct kassist_slot *kslot;	/* kernel-assist slot, or NULL (userspace path) */
-	_Atomic uint64_t preempt_gen;	/* bumped by sysmon to ask for a preemption */
+	uint64_t kseq;			/* kslot->seq when rt_enter last looked */
+	bool kslot_tried;		/* registration was attempted */
+	_Atomic uint64_t preempt_gen;	/* set by sysmon to ask for a preemption */
 	struct note park;
 	struct g *nextg;		/* G for g0 to run next, chosen by a switching G */
 	int32_t id;
@@ -227,13 +230,13 @@ struct sched {
 	struct g *gfree_warm;		/* free Gs whose stacks are still committed */
 	struct g *gfree_cold;		/* free Gs whose stacks were trimmed */
 	struct g *gfree_nostack;	/* free Gs without a stack */
-	struct g *gtrim[256];		/* free Gs whose stacks await a batched trim */
-	int32_t ngtrim;
 	int32_t ngfree_warm;
+	int32_t minfree_warm;		/* low-water mark of ngfree_warm since the last trim */
 	struct rt_lock stwlock;		/* one stop of the world at a time */
 	int32_t stopwait;
 	struct note stopnote;
 	struct m *allm;
+	struct m *mfree;		/* structs of Ms whose threads ended */
 
 	/* atomics, read without the lock */
 	_Atomic int32_t npidle;
@@ -348,6 +351,7 @@ void globrunqput(struct g *gp);			/* sched.lock held */
 void globrunqputbatch(struct g *head, struct g *tail, int32_t n); /* sched.lock held */
 struct g *globrunqget(struct p *pp, int32_t max); /* sched.lock held */
 void injectglist(struct g *list);		/* make a schedlink list runnable */
+void gfree_trim(void);				/* sysmon: give idle free stacks' pages back */
 
 uint32_t fastrand(void);
 int64_t nanotime(void);
@@ -399,7 +403,10 @@ void ctx_unwatch(gmp_ctx *ctx, struct ctx_waiter *w);	/* afterwards fn is not ru
 
 /* Netpoller (netpoll.c) */
 void netpoll_init(void);
-struct g *netpoll(int64_t delay_ns);	/* delay < 0 blocks, 0 polls; returns ready Gs */
+/* delay < 0 blocks, 0 polls; returns the ready Gs (schedlink list) for the
+ * caller to inject.  Adopted threads are not in it: netpoll wakes them
+ * itself (goready on an adopted G only flips its futex and needs no P). */
+struct g *netpoll(int64_t delay_ns);
 void netpoll_break(void);
 bool netpoll_anywaiters(void);
 
@@ -424,6 +431,7 @@ __attribute__((noreturn, format(printf, 1, 2))) void fatal_nodump(const char *fm
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void signals_init(void);
 void signals_minit(struct m *mp);	/* per-M alternate signal stack */
+void signals_mexit(struct m *mp);	/* ... given back as the M's thread ends */
 
 /* All Gs, for dumps and stats: never shrinks. */
 void allg_add(struct g *gp);

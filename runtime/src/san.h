@@ -13,6 +13,7 @@
 #include "runtime.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define GMP_ASAN_ON 1
 #endif
@@ -50,6 +51,17 @@ static inline void san_new_context(struct g *gp)
 {
 #ifdef GMP_TSAN_ON
 	gp->tsan_fiber = __tsan_create_fiber(0);
+#endif
+	(void)gp;
+}
+
+/* A stack about to be reused by a new goroutine: frames of its last owner
+ * that never returned (it parked, then exited from deeper down) leave ASan
+ * poison behind. */
+static inline void san_stack_reuse(struct g *gp)
+{
+#ifdef GMP_ASAN_ON
+	__asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
 #endif
 	(void)gp;
 }

@@ -14,7 +14,8 @@
  *     goroutine code for 10 ms;
  *   - woken for, if work sits on it while Ps are idle and nobody spins
  *     (goready does not wake a P for a lone runnext G; see proc.c).
- * It also polls the network if nobody has for 10 ms, and prints the
+ * It also polls the network if nobody has for 10 ms, gives the pages of
+ * idle free stacks back every 100 ms (gfree_trim), and prints the
  * schedtrace line that GMP_DEBUG=schedtrace=MS asks for.
  *
  * Sleeping: 20 us at first, doubling after 50 quiet rounds up to 10 ms, so an
@@ -38,6 +39,7 @@ enum {
 	IDLE_RETAKE_BPF_NS = 1000 * 1000,
 	IDLE_RETAKE_USER_NS = 10 * 1000 * 1000,
 	SLOW_CHECK_NS = 20 * 1000,
+	TRIM_INTERVAL_NS = 100 * 1000 * 1000,
 };
 
 struct psnap {
@@ -161,9 +163,19 @@ static void schedtrace(int64_t now)
 	fputs(buf, stderr);
 }
 
+static void trim_if_due(int64_t now)
+{
+	static int64_t next;
+	if (now < next)
+		return;
+	next = now + TRIM_INTERVAL_NS;
+	gfree_trim();
+}
+
 static bool round_once(void)
 {
 	int64_t now = nanotime();
+	trim_if_due(now);
 	bool acted = poll_if_stale(now);
 	int32_t n = atomic_load(&sched.gomaxprocs);
 	for (int32_t i = 0; i < n; i++)
@@ -184,7 +196,7 @@ void sysmon_main(void)
 	int idle_rounds = 0;
 	for (;;) {
 		bool acted;
-		if (kassist_live) {
+		if (__atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE)) {
 			/* Between begin and end every armed block posts an
 			 * event, so none slips past this round's look. */
 			kassist_wait_begin();

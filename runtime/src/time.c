@@ -11,7 +11,7 @@
  *
  * A popped timer is recorded in its P's timer_running while its fn runs, so
  * that timer_del can wait for it: after timer_del returns, the timer's
- * memory is the caller's again.
+ * memory is the caller's again.  Hence one runner per P at a time.
  */
 #include "runtime.h"
 
@@ -143,10 +143,13 @@ bool timer_del(struct timer *t)
 	}
 }
 
+/* One M at a time runs a P's timers (its owner, or a thief): timer_running
+ * is the record timer_del waits on, so a second runner leaves them to the
+ * first, which keeps going while any are due. */
 int64_t checktimers(struct p *pp, int64_t now)
 {
 	rt_lock(&pp->timerlock);
-	while (pp->ntimers && pp->timers[0]->when <= now) {
+	while (pp->ntimers && pp->timers[0]->when <= now && !atomic_load(&pp->timer_running)) {
 		struct timer *t = pp->timers[0];
 		void (*fn)(void *) = t->fn;
 		void *arg = t->arg;

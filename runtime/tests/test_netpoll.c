@@ -306,7 +306,6 @@ struct wait_arg {
 	int fd;
 	gmp_ctx *ctx;
 	ssize_t result;
-	int64_t took;
 	int64_t finished;	/* gmp_now() when it gave up */
 	_Atomic int done;
 };
@@ -315,11 +314,9 @@ static void read_and_record(void *p)
 {
 	struct wait_arg *a = p;
 	char buf[16];
-	int64_t t0 = gmp_now();
 	a->result = a->ctx ? gmp_read_ctx(a->ctx, a->fd, buf, sizeof(buf))
 			   : gmp_read(a->fd, buf, sizeof(buf));
 	a->finished = gmp_now();
-	a->took = a->finished - t0;
 	atomic_store(&a->done, 1);
 }
 
@@ -327,14 +324,13 @@ static void write_forever(void *p)
 {
 	struct wait_arg *a = p;
 	static char big[1 << 20];
-	int64_t t0 = gmp_now();
 	for (;;) {
 		a->result = a->ctx ? gmp_write_ctx(a->ctx, a->fd, big, sizeof(big))
 				   : gmp_write(a->fd, big, sizeof(big));
 		if (a->result < 0)
 			break;
 	}
-	a->took = gmp_now() - t0;
+	a->finished = gmp_now();
 	atomic_store(&a->done, 1);
 }
 
@@ -407,8 +403,10 @@ TEST_OPTS(ctx_timeout_wakes_reader_and_writer, .timeout_s = 20)
 	int lfd = listen_loopback(&addr);
 	gmp_ctx *short_ctx = gmp_ctx_with_timeout(gmp_ctx_background(), 20 * MS);
 	CHECK_EQ(gmp_accept_ctx(short_ctx, lfd, NULL, NULL), -ETIMEDOUT);
-	CHECK_EQ(gmp_connect_ctx(short_ctx, socket(AF_INET, SOCK_STREAM, 0),
-				 (struct sockaddr *)&addr, sizeof(addr)), -ETIMEDOUT);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);	/* the context has expired by now */
+	CHECK_EQ(gmp_connect_ctx(short_ctx, fd, (struct sockaddr *)&addr, sizeof(addr)), -ETIMEDOUT);
+	gmp_close(fd);
+	gmp_close(lfd);
 	gmp_ctx_release(short_ctx);
 	gmp_ctx_release(ctx);
 }
@@ -935,6 +933,14 @@ TEST_OPTS(httpd_over_loopback, .timeout_s = 30)
 	CHECK_EQ(atomic_load(&ok), CLIENTS);
 	CHECK(took < 3000 * MS);	/* not 100 x 100 ms */
 
+#ifdef __SANITIZE_THREAD__
+	/* TSan defers a signal handler until its thread makes an intercepted
+	 * call, and an idle M sleeps in a raw futex syscall: SIGTERM could wait
+	 * forever.  The clean stop is tested in the other builds. */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return;
+#endif
 	/* SIGTERM: it stops accepting, says what it served, and exits 0. */
 	CHECK(kill(pid, SIGTERM) == 0);
 	char said[512];
