@@ -22,7 +22,7 @@
 # Knobs (environment):
 #   BENCH_RUNS=7         runs per side for the in-process benchmarks
 #   BENCH_HTTPD_RUNS=3   runs per side for httpd (10 s of wrk each)
-#   BENCH_ONLY="..."     subset of: spawn skynet pingpong pingpong_main yield
+#   BENCH_ONLY="..."     subset of: spawn skynet pingpong pingpong_main yield kassist
 #                        parked fib httpd
 #   BENCH_PROCS=N        Ps on both sides (default nproc)
 #   BENCH_TIMEOUT=120    seconds before one run is killed and counted failed
@@ -404,6 +404,14 @@ if want httpd; then
 	row httpd_thr "httpd $CONNS conns: server threads at end" "" %.0f "Go net/http" "—" none 0
 fi
 
+# ---- kernel assist (issue 3): its own script, its rows appended below ----------
+
+KASSIST_ROWS=$ABS_B/bench/kassist/rows.md
+rm -f "$KASSIST_ROWS"
+if [ -z "${BENCH_ONLY:-}" ] || echo "$ONLY" | grep -qw kassist; then
+	B=$B sh bench/kassist/run.sh >>"$LOG" 2>&1 || FAILED=1
+fi
+
 # ---- the table ------------------------------------------------------------------
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -426,6 +434,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	for r in spawn skynet pingpong pingpong_main yield parked fib httpd_rps httpd_p99 httpd_rss httpd_thr; do
 		[ -e "$OUT/$r.row" ] && cat "$OUT/$r.row"
 	done
+	[ -s "$KASSIST_ROWS" ] && cat "$KASSIST_ROWS"
 	if [ -s "$S/httpd_errs" ]; then
 		echo
 		echo "wrk reported errors:"

@@ -19,6 +19,7 @@
 #include "runtime.h"
 
 #include <cpuid.h>
+#include <errno.h>
 #include <link.h>
 #include <signal.h>
 #include <string.h>
@@ -101,12 +102,17 @@ static void on_preempt(int sig, siginfo_t *info, void *ucv)
 	uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)gmprt_asyncpreempt;
 }
 
+/* The preempted goroutine yields.  errno belongs to the interrupted code
+ * (it may sit between a libc call and its look at errno), and the thread
+ * it resumes on has its own: carry the value across. */
 void asyncpreempt_park(void)
 {
+	int saved_errno = errno;
 	struct m *mp = tls_m;
 	atomic_store_explicit(&mp->preempt_gen, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mp->p->npreempt, 1, memory_order_relaxed);
 	gmp_yield();
+	errno = saved_errno;
 }
 
 void preempt_init(void)

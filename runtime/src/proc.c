@@ -169,6 +169,7 @@ static void run_after(struct m *mp)
 		rt_lock(&sched.lock);
 		globrunqput(a.g);
 		rt_unlock(&sched.lock);
+		wakep(); /* a P that went idle meanwhile must see it */
 		break;
 	case AFTER_GFREE: {
 		void gfput(struct p * pp, struct g * gp);
@@ -269,8 +270,27 @@ static struct p *pidleget(void)
 	if (pp) {
 		sched.pidle = pp->link;
 		atomic_fetch_sub(&sched.npidle, 1);
+		if (sched.sysmonwait) { /* a P gets busy: sysmon watches again */
+			sched.sysmonwait = false;
+			note_wakeup(&sched.sysmonnote);
+		}
 	}
 	return pp;
+}
+
+/* sysmon, with every P idle: sleep until one gets busy.  false if one is. */
+bool sysmon_park(void)
+{
+	rt_lock(&sched.lock);
+	if (atomic_load(&sched.npidle) != maxprocs_now() || atomic_load(&sched.gcwaiting)) {
+		rt_unlock(&sched.lock);
+		return false;
+	}
+	note_clear(&sched.sysmonnote);
+	sched.sysmonwait = true;
+	rt_unlock(&sched.lock);
+	note_sleep(&sched.sysmonnote);
+	return true;
 }
 
 /* ---- entering and leaving the runtime -------------------------------------- */
@@ -286,7 +306,7 @@ static void m_kassist_register(struct m *mp)
 	struct kassist_slot *slot = kassist_register(mp->tid);
 	if (slot)
 		mp->kseq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
-	mp->kslot = slot;
+	__atomic_store_n(&mp->kslot, slot, __ATOMIC_RELEASE);
 }
 
 /* Waits out a retaker that is checking whether our P may be taken; true if
@@ -380,13 +400,13 @@ static void exitsyscall(struct m *mp)
  * after our CAS: the M must still be off CPU in the same block. */
 bool retake(struct p *pp, uintptr_t owner)
 {
-	struct m *mp = P_OWNER(owner);
+	struct kassist_slot *slot = m_kslot(P_OWNER(owner));
 	uint64_t seq = 0, seq2 = 0;
-	if (mp->kslot && !kassist_slot_off_since(mp->kslot, &seq))
+	if (slot && !kassist_slot_off_since(slot, &seq))
 		return false;
 	if (!atomic_compare_exchange_strong(&pp->status, &owner, P_RETAKING))
 		return false;
-	if (mp->kslot && (!kassist_slot_off_since(mp->kslot, &seq2) || seq2 != seq)) {
+	if (slot && (!kassist_slot_off_since(slot, &seq2) || seq2 != seq)) {
 		uintptr_t retaking = P_RETAKING;
 		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
 		return false;
@@ -403,9 +423,10 @@ bool retake(struct p *pp, uintptr_t owner)
 bool owner_blocked(uintptr_t st, int64_t before)
 {
 	struct m *mp = P_OWNER(st);
-	if (!mp || !(st & P_USER) || !mp->kslot)
+	struct kassist_slot *slot = mp && (st & P_USER) ? m_kslot(mp) : NULL;
+	if (!slot)
 		return false;
-	uint64_t since = kassist_slot_off_since(mp->kslot, NULL);
+	uint64_t since = kassist_slot_off_since(slot, NULL);
 	return since && (int64_t)since <= before;
 }
 
@@ -534,13 +555,13 @@ __attribute__((noreturn)) static void mexit(struct m *mp)
 	checkdead();
 	rt_unlock(&sched.lock);
 	kassist_unregister(mp->kslot);
-	mp->kslot = NULL;
+	__atomic_store_n(&mp->kslot, NULL, __ATOMIC_RELEASE);
 	signals_mexit(mp);
+	tls_m = NULL; /* from here on the struct may be reused: touch it no more */
 	rt_lock(&sched.lock);
 	mp->schedlink = sched.mfree;
 	sched.mfree = mp;
 	rt_unlock(&sched.lock);
-	tls_m = NULL;
 	pthread_exit(NULL);
 }
 
@@ -1081,7 +1102,7 @@ static struct g *stealwork(struct p *pp, int64_t *polluntil)
 				if (gp)
 					return gp;
 			}
-			uintptr_t st = atomic_load_explicit(&p2->status, memory_order_relaxed);
+			uintptr_t st = atomic_load_explicit(&p2->status, memory_order_acquire);
 			if (st == P_IDLE)
 				continue;
 			/* A victim whose M the kernel saw block: take its runnext
@@ -1442,6 +1463,13 @@ GMP_API void gmp_exit(void)
 	goexit1();
 }
 
+GMP_API const char *gmp_version(void)
+{
+#define GMP_STR_(x) #x
+#define GMP_STR(x) GMP_STR_(x)
+	return GMP_STR(GMPRT_VERSION_MAJOR) "." GMP_STR(GMPRT_VERSION_MINOR) "." GMP_STR(GMPRT_VERSION_PATCH);
+}
+
 GMP_API int64_t gmp_self(void)
 {
 	return getg()->goid;
@@ -1521,6 +1549,9 @@ struct g *adopt_thread(void)
 	atomic_fetch_add(&sched.nadopted_all, 1);
 	tls_m = mp;
 	pthread_setspecific(adopted_key, mp);
+	/* Its waits (fds, timers) need the scheduler's Ms and sysmon going
+	 * even if no goroutine was ever started. */
+	sysmon_start();
 	return gp;
 }
 
@@ -1643,7 +1674,7 @@ static void stoptheworld(void)
 			uintptr_t st = atomic_load(&allp[i]->status);
 			struct m *owner = P_OWNER(st);
 			if (owner && (st & P_USER) &&
-			    (owner_blocked(st, INT64_MAX) || (!owner->kslot && thread_sleeping(owner->tid))))
+			    (owner_blocked(st, INT64_MAX) || (!m_kslot(owner) && thread_sleeping(owner->tid))))
 				retake(allp[i], st);
 		}
 	}

@@ -237,6 +237,8 @@ struct sched {
 	struct note stopnote;
 	struct m *allm;
 	struct m *mfree;		/* structs of Ms whose threads ended */
+	bool sysmonwait;		/* sysmon sleeps on sysmonnote until a P gets busy */
+	struct note sysmonnote;
 
 	/* atomics, read without the lock */
 	_Atomic int32_t npidle;
@@ -352,6 +354,7 @@ void globrunqputbatch(struct g *head, struct g *tail, int32_t n); /* sched.lock 
 struct g *globrunqget(struct p *pp, int32_t max); /* sched.lock held */
 void injectglist(struct g *list);		/* make a schedlink list runnable */
 void gfree_trim(void);				/* sysmon: give idle free stacks' pages back */
+bool sysmon_park(void);				/* sysmon: sleep while every P is idle */
 
 uint32_t fastrand(void);
 int64_t nanotime(void);
@@ -436,6 +439,12 @@ void signals_mexit(struct m *mp);	/* ... given back as the M's thread ends */
 /* All Gs, for dumps and stats: never shrinks. */
 void allg_add(struct g *gp);
 void allg_foreach(void (*fn)(struct g *, void *), void *arg);
+
+/* Another thread's view of mp's kernel-assist slot (only mp writes it). */
+static inline struct kassist_slot *m_kslot(struct m *mp)
+{
+	return __atomic_load_n(&mp->kslot, __ATOMIC_ACQUIRE);
+}
 
 /* The current G, via the current M.  Inline: used on every fast path. */
 extern __thread struct m *tls_m __attribute__((tls_model("initial-exec")));

@@ -18,8 +18,9 @@
  * idle free stacks back every 100 ms (gfree_trim), and prints the
  * schedtrace line that GMP_DEBUG=schedtrace=MS asks for.
  *
- * Sleeping: 20 us at first, doubling after 50 quiet rounds up to 10 ms, so an
- * idle process costs next to nothing.  With kernel assist live the sleep is
+ * Sleeping: 20 us at first, doubling after 50 quiet rounds up to 10 ms; once
+ * at 10 ms with every P idle, it sleeps until a P gets busy (pidleget wakes
+ * it), so an idle process costs no CPU.  With kernel assist live the sleep is
  * a wait on the BPF ring buffer: an armed M that blocks wakes sysmon at once.
  */
 #include "runtime.h"
@@ -89,18 +90,19 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	bool user = owner && (st & P_USER);
 	bool work = owner && has_work(pp);
 	/* The kernel's word needs no standing still: act on it at once. */
-	if (user && owner->kslot && owner_blocked(st, work ? now : now - IDLE_RETAKE_BPF_NS))
+	struct kassist_slot *slot = user ? m_kslot(owner) : NULL;
+	if (slot && owner_blocked(st, work ? now : now - IDLE_RETAKE_BPF_NS))
 		return retake(pp, st);
 	if (tick != ps->tick || !owner) {
 		ps->tick = tick;
 		ps->since = now;
 		return false;
 	}
-	if (user && !owner->kslot && blocked_long_enough(st, ps, now, work))
+	if (user && !slot && blocked_long_enough(st, ps, now, work))
 		return retake(pp, st);
 	if (user && config.preempt && now - ps->since >= PREEMPT_NS) {
 		ps->since = now; /* once per slice */
-		if (owner->kslot ? owner_blocked(st, now) : thread_sleeping(owner->tid))
+		if (slot ? owner_blocked(st, now) : thread_sleeping(owner->tid))
 			return false; /* asleep, not running: a signal would only interrupt it */
 		preempt_request(owner);
 		return true;
@@ -146,11 +148,14 @@ static void schedtrace(int64_t now)
 	next = now + (int64_t)config.schedtrace_ms * 1000000;
 	char buf[4096];
 	int32_t n = atomic_load(&sched.gomaxprocs);
+	rt_lock(&sched.lock);
+	int32_t mcount = sched.mcount, nmidle = sched.nmidle;
+	rt_unlock(&sched.lock);
 	int len = snprintf(buf, sizeof(buf),
 			   "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
 			   "idlethreads=%d runqueue=%lld kassist=%s handoffs=%llu preemptions=%llu [",
 			   (long long)((now - start) / 1000000), n, atomic_load(&sched.npidle),
-			   sched.mcount, atomic_load(&sched.nmspinning), sched.nmidle,
+			   mcount, atomic_load(&sched.nmspinning), nmidle,
 			   (long long)atomic_load(&sched.runqsize), kassist_mode_name(),
 			   (unsigned long long)sum_counter(offsetof(struct p, nhandoff)),
 			   (unsigned long long)sum_counter(offsetof(struct p, npreempt)));
@@ -214,6 +219,11 @@ void sysmon_main(void)
 			delay = SYSMON_MIN_NS;
 		} else if (++idle_rounds > 50 && delay < SYSMON_MAX_NS) {
 			delay = delay * 2 > SYSMON_MAX_NS ? SYSMON_MAX_NS : delay * 2;
+		} else if (delay == SYSMON_MAX_NS && !config.schedtrace_ms && sysmon_park()) {
+			/* Every P was idle: nothing to watch until one is not (an
+			 * idle process costs no CPU).  Start over, fast. */
+			idle_rounds = 0;
+			delay = SYSMON_MIN_NS;
 		}
 	}
 }

@@ -308,11 +308,13 @@ static atomic_long last_woken_deadline, out_of_order;
 static void sleeper(void *arg)
 {
 	int64_t d = (int64_t)(intptr_t)arg;
+	int64_t deadline = gmp_now() + d;
 	gmp_sleep(d);
-	/* Deadlines are 2 ms apart; a later one must not wake first. */
-	long prev = atomic_exchange(&last_woken_deadline, d);
-	if (prev > d)
+	/* Absolute deadlines: one that is later must not wake first. */
+	long prev = atomic_exchange(&last_woken_deadline, deadline);
+	if (prev > deadline)
 		atomic_fetch_add(&out_of_order, 1);
+	CHECK(gmp_now() >= deadline);
 	bump(NULL);
 }
 

@@ -437,7 +437,7 @@ static enum result t_blocked_read_bpf(void)
 	reason = fallback_reason(&c, line, sizeof(line));
 	if (reason && child_ok(&c, "child") == PASS)
 		return verdict(SKIP, "kernel assist unavailable here (%.*s)",
-			       (int)(strlen(reason) - strlen(WARN_KASSIST_TAIL) - 1), reason);
+			       (int)(strlen(reason) - strlen(WARN_KASSIST_TAIL)), reason);
 	return check_blocked_read(&c, "bpf");
 }
 
