@@ -246,8 +246,11 @@ static struct p *releasep(void)
 {
 	struct m *mp = tls_m;
 	struct p *pp = mp->p;
-	if (!p_still_mine(mp)) /* only a transient retake check can be in the way */
-		fatal_nodump("releasep: P %d is not ours", pp->id);
+	/* Ours, or stopped by our own stop of the world; a retaker's check
+	 * (P_RETAKING) is waited out in p_still_mine. */
+	if (atomic_load(&pp->status) != P_STOPPED && !p_still_mine(mp))
+		fatal_nodump("releasep: P %d is not ours (status %#lx, M%d)", pp->id,
+			     (unsigned long)atomic_load(&pp->status), mp->id);
 	mp->p = NULL;
 	pp->m = NULL;
 	atomic_store(&pp->status, P_IDLE);
@@ -398,7 +401,7 @@ static void exitsyscall(struct m *mp)
  * kernel), and hands it to a spare M or the idle list (Go's retake).  On the
  * kernel-assist path the M does not CAS on entry, so the claim is checked
  * after our CAS: the M must still be off CPU in the same block. */
-bool retake(struct p *pp, uintptr_t owner)
+static bool claim(struct p *pp, uintptr_t owner)
 {
 	struct kassist_slot *slot = m_kslot(P_OWNER(owner));
 	uint64_t seq = 0, seq2 = 0;
@@ -413,6 +416,13 @@ bool retake(struct p *pp, uintptr_t owner)
 	}
 	pp->m = NULL;
 	atomic_fetch_add_explicit(&pp->nhandoff, 1, memory_order_relaxed);
+	return true;
+}
+
+bool retake(struct p *pp, uintptr_t owner)
+{
+	if (!claim(pp, owner))
+		return false;
 	handoffp(pp);
 	return true;
 }
@@ -565,6 +575,48 @@ __attribute__((noreturn)) static void mexit(struct m *mp)
 	pthread_exit(NULL);
 }
 
+/* The kernel-assist watcher: one idle M that sleeps on the BPF ring buffer
+ * instead of its futex, so that when an armed M blocks with work queued on
+ * its P, the watcher takes that P itself — one wake-up, not two (sysmon,
+ * then a spare M).  It counts as idle for checkdead; startm cannot pick it
+ * (it is not on the idle list), and it leaves the role once it has a P. */
+static struct p *find_blocked_with_work(uintptr_t *owner)
+{
+	int32_t n = maxprocs_now();
+	bool global = atomic_load(&sched.runqsize) > 0;
+	for (int32_t i = 0; i < n; i++) {
+		uintptr_t st = atomic_load_explicit(&allp[i]->status, memory_order_acquire);
+		if (owner_blocked(st, INT64_MAX) && (global || !runqempty(allp[i]))) {
+			*owner = st;
+			return allp[i];
+		}
+	}
+	return NULL;
+}
+
+static struct p *watch_blocked(void)
+{
+	for (;;) {
+		uintptr_t owner = 0;
+		kassist_wait_begin();
+		struct p *pp = find_blocked_with_work(&owner);
+		if (!pp)
+			kassist_wait(-1, NULL, 0);
+		kassist_wait_end();
+		if (pp && claim(pp, owner))
+			return pp;
+	}
+}
+
+static bool become_watcher(struct m *mp)
+{
+	if (!__atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE) || sched.kwatcher ||
+	    mp->lockedg)
+		return false;
+	atomic_store(&sched.kwatcher, mp);
+	return true;
+}
+
 static void stopm(void)
 {
 	struct m *mp = tls_m;
@@ -573,6 +625,14 @@ static void stopm(void)
 	rt_lock(&sched.lock);
 	if (!mp->is_main_thread && !mp->lockedg && sched.nmidle >= idle_m_max())
 		mexit(mp);
+	if (become_watcher(mp)) {
+		checkdead();
+		rt_unlock(&sched.lock);
+		struct p *pp = watch_blocked();
+		atomic_store(&sched.kwatcher, NULL);
+		acquirep(pp);
+		return;
+	}
 	mp->schedlink = sched.midle;
 	sched.midle = mp;
 	sched.nmidle++;
@@ -1542,11 +1602,11 @@ struct g *adopt_thread(void)
 	atomic_store(&gp->status, G_RUNNING);
 	thread_stack_bounds(&gp->stack);
 	san_current_context(gp);
-	allg_add(gp);
 	mp->curg = gp;
 	mp->lockedg = gp;
-	atomic_fetch_add(&sched.nadopted, 1);
+	atomic_fetch_add(&sched.nadopted, 1); /* counted before anyone can see it */
 	atomic_fetch_add(&sched.nadopted_all, 1);
+	allg_add(gp);
 	tls_m = mp;
 	pthread_setspecific(adopted_key, mp);
 	/* Its waits (fds, timers) need the scheduler's Ms and sysmon going
@@ -1619,17 +1679,17 @@ static struct p *procresize(int32_t n)
 			atomic_store(&nallp, i + 1);
 		}
 	}
-	atomic_store(&sched.gomaxprocs, n);
-	for (int32_t i = n; i < old; i++)
-		p_destroy(allp[i]);
-	compute_stealorder(n);
 	struct m *mp = tls_m;
 	struct p *mine = mp ? mp->p : NULL;
-	if (mine && mine->id >= n) {
+	if (mine && mine->id >= n) { /* ours goes away: move to P 0 first */
 		releasep();
 		acquirep(allp[0]);
 		mine = allp[0];
 	}
+	atomic_store(&sched.gomaxprocs, n);
+	for (int32_t i = n; i < old; i++)
+		p_destroy(allp[i]);
+	compute_stealorder(n);
 	struct p *runnable = NULL;
 	sched.pidle = NULL;
 	atomic_store(&sched.npidle, 0);
@@ -1728,7 +1788,7 @@ static bool foreign_threads_alive(void)
 	fclose(f);
 	long known = sched.mcount + atomic_load(&sysmon_running) + atomic_load(&sched.nadopted_all);
 #if defined(__SANITIZE_THREAD__)
-	known += 1; /* TSan's background thread */
+	known += 1; /* TSan's background thread, there once any thread was started */
 #endif
 	return threads > known;
 }
@@ -1736,7 +1796,7 @@ static bool foreign_threads_alive(void)
 /* sched.lock held; called as an M goes idle (Go's checkdead). */
 void checkdead(void)
 {
-	int32_t run = sched.mcount - sched.nmidle - sched.nmidlelocked;
+	int32_t run = sched.mcount - sched.nmidle - sched.nmidlelocked - (atomic_load(&sched.kwatcher) != NULL);
 	if (run > 0)
 		return;
 	if (atomic_load(&sched.nadopted) > 0 || atomic_load(&sched.nsyscall) > 0)

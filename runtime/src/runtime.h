@@ -237,6 +237,7 @@ struct sched {
 	struct note stopnote;
 	struct m *allm;
 	struct m *mfree;		/* structs of Ms whose threads ended */
+	struct m *_Atomic kwatcher;	/* the idle M waiting on the BPF ring buffer, if any */
 	bool sysmonwait;		/* sysmon sleeps on sysmonnote until a P gets busy */
 	struct note sysmonnote;
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <gmprt.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -274,11 +275,14 @@ TEST_OPTS(main_may_resume_on_another_thread, .env = "GMP_MAXPROCS=2")
 	CHECK_EQ(gmp_self(), 1);
 }
 
+static sem_t adopted;
+
 static void *foreign_thread(void *arg)
 {
 	gmp_chan *c = arg;
 	int64_t self = gmp_self();
 	CHECK(self > 1);
+	sem_post(&adopted);
 	for (int i = 0; i < 100; i++) {
 		int v;
 		CHECK_EQ(gmp_chan_recv(c, &v), 1);
@@ -294,7 +298,12 @@ TEST(foreign_thread_is_adopted)
 {
 	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
 	pthread_t t;
+	sem_init(&adopted, 0, 0);
 	pthread_create(&t, NULL, foreign_thread, c);
+	/* Until it first calls in, the thread is unknown to gmprt, and main
+	 * blocking on the channel would look like a deadlock (under TSan,
+	 * whose own thread blurs the count of unknown threads). */
+	sem_wait(&adopted);
 	for (int i = 0; i < 100; i++)
 		CHECK_EQ(gmp_chan_send(c, &i), 0);
 	pthread_join(t, NULL);
