@@ -26,31 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench.h"
+
 #define KB_MS (1000 * 1000LL)
 
-static inline int64_t kb_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* argv[i] as a positive long, or def when absent; exits on a bad value. */
-static inline long kb_arg(int argc, char **argv, int i, long def)
-{
-	char *end;
-	long v;
-
-	if (argc <= i)
-		return def;
-	v = strtol(argv[i], &end, 10);
-	if (*end || v <= 0) {
-		fprintf(stderr, "%s: bad argument '%s'\n", argv[0], argv[i]);
-		exit(2);
-	}
-	return v;
-}
+/* The clock and argument parsing are bench.h's (no gmprt calls there). */
+#define kb_now bench_now
+#define kb_arg bench_arg
 
 #define KB_CHECK(cond, what)                                                    \
 	do {                                                                    \

@@ -575,6 +575,17 @@ __attribute__((noreturn)) static void mexit(struct m *mp)
 	pthread_exit(NULL);
 }
 
+/* An idle M sleeps on its note until startm (or startlockedm) hands it a P
+ * in nextp. */
+static void sleep_for_p(struct m *mp)
+{
+	note_sleep(&mp->park);
+	note_clear(&mp->park);
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+}
+
 /* The kernel-assist watcher: one idle M that sleeps on the BPF ring buffer
  * instead of its futex, so that when an armed M blocks with work queued on
  * its P, the watcher takes that P itself — one wake-up, not two (sysmon,
@@ -638,11 +649,7 @@ static void stopm(void)
 	sched.nmidle++;
 	checkdead();
 	rt_unlock(&sched.lock);
-	note_sleep(&mp->park);
-	note_clear(&mp->park);
-	struct p *pp = mp->nextp;
-	mp->nextp = NULL;
-	acquirep(pp);
+	sleep_for_p(mp);
 }
 
 /* sched.lock held */
@@ -769,7 +776,7 @@ static struct g *gfget_nostack(void)
 	return gp;
 }
 
-/* sysmon, every TRIM_INTERVAL: the warm Gs that nobody took since the last
+/* sysmon, every second: the warm Gs that nobody took since the last
  * call (the low-water mark of the warm list) are not needed now.  Beyond
  * GFREE_WARM_MAX of them, the oldest give their stacks' pages back, in
  * batches sorted by address so that neighbouring stacks cost one madvise.
@@ -1000,6 +1007,7 @@ static void prepare_run(struct m *mp, struct g *gp, bool inherit)
 static void switch_away(struct m *mp, struct g *gp, bool dead)
 {
 	struct p *pp = mp->p;
+	gp->spawn_run = 0;
 	struct g *next = NULL;
 	bool inherit = false;
 	/* Due timers are g0's business (findrunnable), so go there for them. */
@@ -1353,11 +1361,7 @@ static void stoplockedm(void)
 	sched.nmidlelocked++;
 	checkdead();
 	rt_unlock(&sched.lock);
-	note_sleep(&mp->park);
-	note_clear(&mp->park);
-	struct p *pp = mp->nextp;
-	mp->nextp = NULL;
-	acquirep(pp);
+	sleep_for_p(mp);
 }
 
 static void execute(struct m *mp, struct g *gp, bool inherit)
@@ -1458,13 +1462,18 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 	if (!atomic_load_explicit(&sysmon_running, memory_order_relaxed))
 		sysmon_start();
 	wakep();
-	/* Backpressure: a spawner that fills the global queue beyond what the
-	 * Ps can soon run waits behind it, so the backlog (and the memory of
-	 * its stacks) stays bounded and free Gs come back warm.  sysmon's
+	/* Backpressure: a goroutine that has spawned a run queue's worth
+	 * without waiting, while the global queue holds more than the Ps can
+	 * soon run, waits behind that backlog, so that it (and the memory of
+	 * its stacks) stays bounded and free Gs come back warm.  A goroutine
+	 * that spawns a few and waits (a fan-out) is never held back.  sysmon's
 	 * preemption request is honoured here too: gmp_go is where a spawning
 	 * loop spends its time, out of reach of the signal. */
-	int64_t backlog = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
-	if (backlog > (int64_t)RUNQ_SIZE * maxprocs_now() || preempt_pending(tls_m))
+	struct g *self = tls_m->curg;
+	if (self && ++self->spawn_run > RUNQ_SIZE &&
+	    atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > (int64_t)RUNQ_SIZE * maxprocs_now())
+		gosched(true);
+	else if (preempt_pending(tls_m))
 		gosched(true);
 	return goid;
 }

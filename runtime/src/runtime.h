@@ -109,6 +109,7 @@ struct g {
 	void *param;			/* passed by the waker (e.g. the sudog that fired) */
 	_Atomic uint32_t selectdone;	/* a select's cases race for this */
 	_Atomic uint32_t wakeword;	/* adopted threads sleep on this futex */
+	uint32_t spawn_run;		/* goroutines it started since it last switched away */
 	uint8_t adopted;		/* a foreign thread: never runs on a P */
 	uint8_t is_main;		/* goroutine 1 on the main thread's stack */
 	void *tsan_fiber;

@@ -15,7 +15,7 @@
  *   - woken for, if work sits on it while Ps are idle and nobody spins
  *     (goready does not wake a P for a lone runnext G; see proc.c).
  * It also polls the network if nobody has for 10 ms, gives the pages of
- * idle free stacks back every 100 ms (gfree_trim), and prints the
+ * idle free stacks back every second (gfree_trim), and prints the
  * schedtrace line that GMP_DEBUG=schedtrace=MS asks for.
  *
  * Sleeping: 20 us at first, doubling after 50 quiet rounds up to 10 ms; once
@@ -41,7 +41,7 @@ enum {
 	IDLE_RETAKE_USER_NS = 10 * 1000 * 1000,
 	SLOW_CHECK_NS = 20 * 1000,
 	WATCHER_GRACE_NS = 200 * 1000,
-	TRIM_INTERVAL_NS = 100 * 1000 * 1000,
+	TRIM_INTERVAL_NS = 1000 * 1000 * 1000,
 };
 
 struct psnap {
