@@ -40,7 +40,7 @@
 #include <linux/types.h>
 
 /* Bump on any change to a struct below or to the meaning of a field. */
-#define KASSIST_ABI_VERSION 1
+#define KASSIST_ABI_VERSION 2
 
 /* Slots in the table: a power of two (the BPF program masks the index). */
 #define KASSIST_NSLOTS 1024
@@ -54,6 +54,15 @@ enum kassist_wake_policy {
 	KASSIST_WAKE_NEVER = 1,		/* never: readers poll the slots */
 	KASSIST_WAKE_ALWAYS = 2,	/* on every armed off-CPU switch */
 };
+
+/* kassist_slot.armed: 0 disarmed; armed, an off-CPU switch is recorded,
+ * and with KASSIST_ARMED_WAKE it also posts an event (under
+ * KASSIST_WAKE_WAITERS, while someone waits).  The runtime arms "wake" only
+ * when work waits on the M's P: then a hand-off pays; otherwise the
+ * record alone lets sysmon find the M on its rounds, and the costly wake-up
+ * (a self-IPI) is saved. */
+#define KASSIST_ARMED 1u
+#define KASSIST_ARMED_WAKE 2u
 
 /* kassist_slot.flags */
 #define KASSIST_SLOT_EXITED 0x1u	/* the thread died while registered */
@@ -85,7 +94,7 @@ struct kassist_head {
 /* One M's slot. */
 struct kassist_slot {
 	__u32 tid;		/* runtime: the registered thread id; 0 = free */
-	__u32 armed;		/* runtime: 1 while the M runs user code with a P */
+	__u32 armed;		/* runtime: KASSIST_ARMED[_WAKE] while the M runs user code with a P */
 	__u64 seq;		/* BPF: +1 on every recorded off or on; odd = off CPU */
 	__u64 off_ns;		/* BPF: went off CPU voluntarily at; 0 while on CPU */
 	__u64 on_ns;		/* BPF: last came back on CPU at */

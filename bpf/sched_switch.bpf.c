@@ -136,14 +136,16 @@ slot_of(struct kassist_shared *shm, __u32 tid, __u32 *index)
 	return s;
 }
 
-/* Whether the runtime asked to be woken for this off-CPU switch. */
-static __always_inline bool wake_wanted(struct kassist_shared *shm)
+/* Whether the runtime asked to be woken for this off-CPU switch: someone
+ * waits, and the slot was armed with KASSIST_ARMED_WAKE. */
+static __always_inline bool wake_wanted(struct kassist_shared *shm, __u32 armed)
 {
 	__u32 policy = ONCE(shm->head.wake_policy);
 
 	if (policy == KASSIST_WAKE_ALWAYS)
 		return true;
-	return policy == KASSIST_WAKE_WAITERS && ONCE(shm->head.waiters) != 0;
+	return policy == KASSIST_WAKE_WAITERS && armed == KASSIST_ARMED_WAKE &&
+	       ONCE(shm->head.waiters) != 0;
 }
 
 static __always_inline void post_event(struct kassist_slot *s, __u32 tid, __u32 index,
@@ -179,7 +181,7 @@ static __always_inline void on_switch_out(__u32 tid, __u32 state)
 {
 	struct kassist_shared *shm = shared();
 	struct kassist_slot *s;
-	__u32 index, cpu;
+	__u32 index, cpu, armed;
 	__u64 now, seq;
 
 	if (!shm)
@@ -191,7 +193,8 @@ static __always_inline void on_switch_out(__u32 tid, __u32 state)
 		record_exit(s, tid);
 		return;
 	}
-	if (!ONCE(s->armed))
+	armed = ONCE(s->armed);
+	if (!armed)
 		return;
 	now = bpf_ktime_get_ns();
 	cpu = bpf_get_smp_processor_id();
@@ -200,7 +203,7 @@ static __always_inline void on_switch_out(__u32 tid, __u32 state)
 	seq = ONCE(s->seq);
 	if (!(seq & 1))
 		seq = bump(&s->seq, seq);
-	if (wake_wanted(shm))
+	if (wake_wanted(shm, armed))
 		post_event(s, tid, index, seq, now, cpu, state);
 }
 

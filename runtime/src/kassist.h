@@ -97,7 +97,14 @@ void kassist_unregister(struct kassist_slot *slot);
 static inline void kassist_arm(struct kassist_slot *slot)
 {
 	if (slot)
-		__atomic_store_n(&slot->armed, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&slot->armed, KASSIST_ARMED_WAKE, __ATOMIC_RELEASE);
+}
+
+/* Armed, but a block posts no event (see KASSIST_ARMED in bpf/kassist.h). */
+static inline void kassist_arm_quiet(struct kassist_slot *slot)
+{
+	if (slot)
+		__atomic_store_n(&slot->armed, KASSIST_ARMED, __ATOMIC_RELEASE);
 }
 
 static inline void kassist_disarm(struct kassist_slot *slot)

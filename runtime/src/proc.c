@@ -374,7 +374,13 @@ void rt_exit(void)
 	if (mp->adopted || --mp->rtdepth > 0)
 		return;
 	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
-	kassist_arm(mp->kslot);
+	if (mp->kslot) {
+		/* Ask to be woken for a block only when a hand-off would pay. */
+		if (runqempty(mp->p))
+			kassist_arm_quiet(mp->kslot);
+		else
+			kassist_arm(mp->kslot);
+	}
 }
 
 /* Our P went to another M while we were blocked.  Take an idle P, or queue

@@ -14,8 +14,11 @@
  *      them and gomaxprocs says how many are live.
  *
  * Invariants every file relies on:
- *   - m->p != NULL while an M runs a goroutine (adopted threads excepted:
- *     they run their own code and never own a P).
+ *   - An M runs runtime code (rtdepth > 0: between rt_enter and rt_exit,
+ *     or holding an rt_lock) only while it owns m->p, and then nobody can
+ *     take that P.  In goroutine code (rtdepth 0) its P may be retaken
+ *     while it is blocked in the kernel; it finds out at its next
+ *     rt_enter.  Adopted threads never own a P.
  *   - A G's status moves RUNNABLE -> RUNNING -> (WAITING|RUNNABLE|DEAD); only
  *     goready() moves WAITING -> RUNNABLE, and only once per park.
  *   - After any context switch, the code that resumes calls switch_finish(),
