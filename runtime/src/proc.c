@@ -242,15 +242,16 @@ static void acquirep(struct p *pp)
 
 static bool p_still_mine(struct m *mp);
 
-static struct p *releasep(void)
+__attribute__((noinline)) static struct p *releasep(void)
 {
 	struct m *mp = tls_m;
 	struct p *pp = mp->p;
 	/* Ours, or stopped by our own stop of the world; a retaker's check
 	 * (P_RETAKING) is waited out in p_still_mine. */
 	if (atomic_load(&pp->status) != P_STOPPED && !p_still_mine(mp))
-		fatal_nodump("releasep: P %d is not ours (status %#lx, M%d)", pp->id,
-			     (unsigned long)atomic_load(&pp->status), mp->id);
+		fatal_nodump("releasep: P %d is not ours (status %#lx, M%d, called from %p)", pp->id,
+			     (unsigned long)atomic_load(&pp->status), mp->id,
+			     __builtin_return_address(0));
 	mp->p = NULL;
 	pp->m = NULL;
 	atomic_store(&pp->status, P_IDLE);
@@ -371,8 +372,14 @@ struct m *rt_enter(void)
 void rt_exit(void)
 {
 	struct m *mp = tls_m;
-	if (mp->adopted || --mp->rtdepth > 0)
+	if (mp->adopted)
 		return;
+	if (mp->rtdepth > 1) {
+		mp->rtdepth--;
+		return;
+	}
+	/* P_USER and arming first, the depth last: a preemption signal that
+	 * lands in between sees runtime code and leaves it alone. */
 	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
 	if (mp->kslot) {
 		/* Ask to be woken for a block only when a hand-off would pay. */
@@ -381,6 +388,8 @@ void rt_exit(void)
 		else
 			kassist_arm(mp->kslot);
 	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp->rtdepth = 0;
 }
 
 /* Our P went to another M while we were blocked.  Take an idle P, or queue

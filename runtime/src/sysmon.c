@@ -40,7 +40,6 @@ enum {
 	IDLE_RETAKE_BPF_NS = 1000 * 1000,
 	IDLE_RETAKE_USER_NS = 10 * 1000 * 1000,
 	SLOW_CHECK_NS = 20 * 1000,
-	WATCHER_GRACE_NS = 200 * 1000,
 	TRIM_INTERVAL_NS = 1000 * 1000 * 1000,
 };
 
@@ -92,9 +91,9 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	bool work = owner && has_work(pp);
 	/* The kernel's word needs no standing still: act on it at once. */
 	struct kassist_slot *slot = user ? m_kslot(owner) : NULL;
-	/* With work queued, at once; but a watcher M (proc.c) gets the first
-	 * go, which saves a wake-up. */
-	int64_t grace = !work ? IDLE_RETAKE_BPF_NS : atomic_load(&sched.kwatcher) ? WATCHER_GRACE_NS : 0;
+	/* With work queued, at once (racing the watcher M of proc.c: the first
+	 * to claim the P hands it on); without, after a while. */
+	int64_t grace = !work ? IDLE_RETAKE_BPF_NS : 0;
 	if (slot && owner_blocked(st, now - grace))
 		return retake(pp, st);
 	if (tick != ps->tick || !owner) {
