@@ -25,6 +25,14 @@
  *   - A thread that gmprt did not start and that calls the API is adopted:
  *     it gets a G (bound, adopted) that never owns a P; where a goroutine
  *     would park, it sleeps on a futex in that G.
+ *   - Kernel assist: p->status is the P's one ownership word (owner M |
+ *     P_USER or P_RUNTIME); rt_enter/rt_exit bracket runtime code, and a
+ *     retaker (sysmon, the watcher M, a spinner, a stop of the world) takes
+ *     the P of an M that the kernel saw block in goroutine code (claim).
+ *     The M finds out at its next rt_enter and behaves as Go's exitsyscall.
+ *   - Backpressure: a goroutine that spawns a run queue's worth without
+ *     waiting while the global queue is long yields behind that backlog.
+ *   - Idle Ms beyond max(4, GMP_MAXPROCS) end their threads.
  *
  * Locks: sched.lock guards the idle M and P lists and the global run queue;
  * sched.gflock the global free Gs; each P's timerlock its timers.  Order:
