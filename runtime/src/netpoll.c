@@ -568,10 +568,14 @@ static void note_socket(struct pdesc *pd, int fd, int err)
 	atomic_store_explicit(&pd->kind, KIND_SOCKET, memory_order_relaxed);
 }
 
-static ssize_t sys_read(struct pdesc *pd, int fd, void *buf, size_t n)
+/* One non-blocking transfer.  A socket goes through recv/send with
+ * MSG_DONTWAIT (its own flags do not matter); anything else through
+ * read/write on an fd made O_NONBLOCK first. */
+static ssize_t sys_io(struct pdesc *pd, int fd, void *buf, size_t n, bool writing)
 {
 	if (atomic_load_explicit(&pd->kind, memory_order_relaxed) != KIND_OTHER) {
-		ssize_t r = recv(fd, buf, n, MSG_DONTWAIT);
+		ssize_t r = writing ? send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+				    : recv(fd, buf, n, MSG_DONTWAIT);
 		int err = r < 0 ? -errno : 0;
 		if (err != -ENOTSOCK) {
 			note_socket(pd, fd, err);
@@ -582,26 +586,18 @@ static ssize_t sys_read(struct pdesc *pd, int fd, void *buf, size_t n)
 	int err = ensure_nonblock(fd);
 	if (err)
 		return err;
-	ssize_t r = read(fd, buf, n);
+	ssize_t r = writing ? write(fd, buf, n) : read(fd, buf, n);
 	return r < 0 ? -errno : r;
+}
+
+static ssize_t sys_read(struct pdesc *pd, int fd, void *buf, size_t n)
+{
+	return sys_io(pd, fd, buf, n, false);
 }
 
 static ssize_t sys_write(struct pdesc *pd, int fd, const void *buf, size_t n)
 {
-	if (atomic_load_explicit(&pd->kind, memory_order_relaxed) != KIND_OTHER) {
-		ssize_t r = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-		int err = r < 0 ? -errno : 0;
-		if (err != -ENOTSOCK) {
-			note_socket(pd, fd, err);
-			return r < 0 ? err : r;
-		}
-		atomic_store_explicit(&pd->kind, KIND_OTHER, memory_order_relaxed);
-	}
-	int err = ensure_nonblock(fd);
-	if (err)
-		return err;
-	ssize_t r = write(fd, buf, n);
-	return r < 0 ? -errno : r;
+	return sys_io(pd, fd, (void *)buf, n, true);
 }
 
 /* 0 connected, -EINPROGRESS still connecting (a spurious wake-up), -errno failed. */

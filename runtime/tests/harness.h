@@ -11,6 +11,7 @@
 #ifndef GMPRT_HARNESS_H
 #define GMPRT_HARNESS_H
 
+#include <gmprt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -73,5 +74,16 @@ void harness_skip(const char *why) __attribute__((noreturn));
 			harness_fail(__FILE__, __LINE__, "%s == %lld, want %s == %lld", \
 				     #a, a_, #b, b_);                             \
 	} while (0)
+
+#define MS (1000 * 1000LL)
+
+/* gmp_go that fails the test (at the caller's line) when it cannot start. */
+#define go(fn, arg) test_go_((fn), (arg), __FILE__, __LINE__)
+static inline void test_go_(void (*fn)(void *), void *arg, const char *file, int line)
+{
+	int64_t id = gmp_go(fn, arg);
+	if (id <= 0)
+		harness_fail(file, line, "gmp_go: %lld", (long long)id);
+}
 
 #endif

@@ -15,13 +15,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-static void go(void (*fn)(void *), void *arg)
-{
-	int64_t id = gmp_go(fn, arg);
-	if (id <= 0)
-		harness_fail(__FILE__, __LINE__, "gmp_go: %lld", (long long)id);
-}
-
 /* Lets every other runnable goroutine run until it blocks (with one P). */
 static void settle(void)
 {

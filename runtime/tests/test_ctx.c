@@ -24,8 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MS (1000 * 1000LL)
-
 /* 1 if ch is closed (drained), 0 if a receive would block. */
 static int is_closed(gmp_chan *ch)
 {

@@ -16,15 +16,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define MS (1000 * 1000LL)
-
-static void go(void (*fn)(void *), void *arg)
-{
-	int64_t id = gmp_go(fn, arg);
-	if (id <= 0)
-		harness_fail(__FILE__, __LINE__, "gmp_go: %lld", (long long)id);
-}
-
 static void settle(void)
 {
 	for (int i = 0; i < 20; i++)

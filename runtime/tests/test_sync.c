@@ -17,8 +17,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define MS (1000 * 1000LL)
-
 /* Spins for about ns without yielding: holds the P, like real work. */
 static void busy_for(int64_t ns)
 {
