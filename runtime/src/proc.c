@@ -1831,7 +1831,7 @@ void checkdead(void)
 	int32_t run = sched.mcount - sched.nmidle - sched.nmidlelocked - (atomic_load(&sched.kwatcher) != NULL);
 	if (run > 0)
 		return;
-	if (atomic_load(&sched.nadopted) > 0 || atomic_load(&sched.nsyscall) > 0)
+	if (atomic_load(&sched.nadopted) > 0) /* a G in a syscall keeps its M busy: run > 0 */
 		return;
 	if (foreign_threads_alive())
 		return;

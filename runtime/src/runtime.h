@@ -254,7 +254,6 @@ struct sched {
 	_Atomic int64_t goidgen;
 	_Atomic int64_t lastpoll;	/* 0: an M is blocked in netpoll */
 	_Atomic int64_t polluntil;	/* when that M wakes up, 0 for never */
-	_Atomic int32_t nsyscall;	/* Gs whose M is in the kernel */
 	_Atomic int32_t nadopted;	/* foreign threads running their own code */
 	_Atomic int32_t nadopted_all;	/* foreign threads adopted and still alive */
 };
