@@ -1083,9 +1083,13 @@ static void ready_status(struct g *gp)
 {
 	int64_t deadline = 0;
 	for (;;) {
-		int expect = G_WAITING;
-		if (atomic_compare_exchange_strong(&gp->status, &expect, G_RUNNABLE))
+		/* The waker that took gp off a wait queue is its only writer now:
+		 * a store will do, no CAS. */
+		int expect = atomic_load_explicit(&gp->status, memory_order_acquire);
+		if (expect == G_WAITING) {
+			atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 			return;
+		}
 		if (expect != G_RUNNING)
 			fatal("goready: goroutine %lld is not waiting (status %d)",
 			      (long long)gp->goid, expect);
