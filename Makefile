@@ -108,7 +108,10 @@ install: lib $(B)/gmprt.pc
 	ln -sf libgmprt.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgmprt.so
 	install -m 0644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 runtime/include/gmprt.h $(DESTDIR)$(PREFIX)/include/
-	install -m 0644 $(B)/gmprt.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(RT_LIBS)|' \
+		runtime/gmprt.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gmprt.pc
+	install -d $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 0644 docs/man/gmprt.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := gcc make pkg-config liburcu-dev libnuma-dev libbpf-dev bpftool clang \
