@@ -432,6 +432,12 @@ static bool claim(struct p *pp, uintptr_t owner)
 		return false;
 	if (!atomic_compare_exchange_strong(&pp->status, &owner, P_RETAKING))
 		return false;
+	/* An M that registered its slot since we looked (M0 does so lazily)
+	 * went through RUNTIME and back to the same P_USER word: our CAS
+	 * proved nothing then.  Its slot is visible now (we read the status it
+	 * stored after registering), so check the block on it. */
+	if (!slot && (slot = m_kslot(P_OWNER(owner))) != NULL)
+		seq = ~(uint64_t)0;
 	if (slot && (!kassist_slot_off_since(slot, &seq2) || seq2 != seq)) {
 		uintptr_t retaking = P_RETAKING;
 		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
