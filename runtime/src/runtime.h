@@ -81,7 +81,7 @@ enum gstatus {
 	G_RUNNABLE,	/* on a run queue */
 	G_RUNNING,	/* owns an M and P */
 	G_WAITING,	/* parked; waitreason says on what */
-	G_SYSCALL,	/* its M is blocked in the kernel */
+	G_SYSCALL,	/* its M is blocked in the kernel (not set yet: shows as running) */
 	G_DEAD,		/* on a free list */
 };
 
