@@ -264,45 +264,24 @@ static int chan_recv(gmp_chan *c, void *elem, bool block)
 	return sg.success ? 1 : 0;
 }
 
-/* A channel operation is runtime code from start to end: one entry into the
- * runtime (rt_enter, after adopting a foreign thread) and one exit, however
- * many locks and wake-ups it takes inside. */
-static inline void chan_enter(void)
-{
-	getg();
-	rt_enter();
-}
-
 GMP_API int gmp_chan_send(gmp_chan *c, const void *elem)
 {
-	chan_enter();
-	int r = chan_send(c, elem, true);
-	rt_exit();
-	return r;
+	return chan_send(c, elem, true);
 }
 
 GMP_API int gmp_chan_recv(gmp_chan *c, void *elem)
 {
-	chan_enter();
-	int r = chan_recv(c, elem, true);
-	rt_exit();
-	return r;
+	return chan_recv(c, elem, true);
 }
 
 GMP_API int gmp_chan_trysend(gmp_chan *c, const void *elem)
 {
-	chan_enter();
-	int r = chan_send(c, elem, false);
-	rt_exit();
-	return r;
+	return chan_send(c, elem, false);
 }
 
 GMP_API int gmp_chan_tryrecv(gmp_chan *c, void *elem)
 {
-	chan_enter();
-	int r = chan_recv(c, elem, false);
-	rt_exit();
-	return r;
+	return chan_recv(c, elem, false);
 }
 
 /* Moves every waiter of q onto *list (linked through g->schedlink, free

@@ -357,7 +357,10 @@ struct m *rt_enter(void)
 	if (mp->kslot) {
 		kassist_disarm(mp->kslot);
 		uint64_t seq = __atomic_load_n(&mp->kslot->seq, __ATOMIC_RELAXED);
-		if (likely(seq == mp->kseq) && pp)
+		/* The owner check costs a load of a line we wrote at rt_exit; it
+		 * catches a P lost in a way the seq did not show. */
+		if (likely(seq == mp->kseq) && pp &&
+		    likely(P_OWNER(atomic_load_explicit(&pp->status, memory_order_relaxed)) == mp))
 			return mp;
 		mp->kseq = seq;
 		atomic_thread_fence(memory_order_seq_cst);

@@ -276,7 +276,11 @@ void handoffp(struct p *pp);	/* give a P whose M is going away to a spare M or t
 /* Runtime entry from goroutine code (proc.c).  Between rt_enter and rt_exit
  * the M's P cannot be retaken; rt_enter may move the G to another M (if its
  * P was retaken while it blocked) and returns the M it is on.  Calls nest;
- * a G that switches away inside resumes with the arriving M's depth. */
+ * a G that switches away inside resumes with the arriving M's depth.  Hence
+ * the rule every park site keeps: it parks at depth 1 plus the rt_locks its
+ * unlock function releases (gopark's own entry, and those locks, nothing
+ * more), so that whoever resumes finds depth 1.  An extra rt_enter around
+ * a parking call breaks the count for the goroutine that runs next. */
 struct m *rt_enter(void);
 void rt_exit(void);
 bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
