@@ -632,6 +632,20 @@ static void pd_fresh_socket(int fd)
 
 /* ---- the operations ------------------------------------------------------ */
 
+/* After a try that returned *r: true to try again (interrupted, or it
+ * would block and the fd became ready); false with *r final. */
+static bool io_again(struct io_waiter *w, uint32_t gen, ssize_t *r)
+{
+	if (*r == -EINTR)
+		return true;
+	if (*r != -EAGAIN)
+		return false;
+	int err = wait_io(w, gen);
+	if (err)
+		*r = err;
+	return err == 0;
+}
+
 static ssize_t io_read(gmp_ctx *ctx, int fd, void *buf, size_t n)
 {
 	struct io_waiter w;
@@ -641,15 +655,8 @@ static ssize_t io_read(gmp_ctx *ctx, int fd, void *buf, size_t n)
 	for (;;) {
 		uint32_t gen = pd_gen(w.pd);
 		r = sys_read(w.pd, fd, buf, n);
-		if (r == -EINTR)
-			continue;
-		if (r != -EAGAIN)
+		if (!io_again(&w, gen, &r))
 			break;
-		int err = wait_io(&w, gen);
-		if (err) {
-			r = err;
-			break;
-		}
 	}
 	return op_end(&w, r);
 }
@@ -672,15 +679,8 @@ static ssize_t io_write(gmp_ctx *ctx, int fd, const void *buf, size_t n)
 			r = (ssize_t)done;
 			break;
 		}
-		if (r == -EINTR)
-			continue;
-		if (r != -EAGAIN)
+		if (!io_again(&w, gen, &r))
 			break;
-		int err = wait_io(&w, gen);
-		if (err) {
-			r = err;
-			break;
-		}
 	}
 	return op_end(&w, r);
 }
