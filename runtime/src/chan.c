@@ -221,6 +221,28 @@ GMP_API gmp_chan *gmp_chan_make(size_t elem_size, size_t cap)
 	return c;
 }
 
+/* chan_send and chan_recv hold one runtime level (rt_hold) around the lock,
+ * the operation and the wake-up that follows, so that the P is entered and
+ * left once per operation rather than once for the lock and once more for
+ * goready.  These two end that level. */
+static int op_done(gmp_chan *c, struct g *wake, int r)
+{
+	rt_unlock(&c->lock);
+	if (wake)
+		goready(wake);
+	rt_release();
+	return r;
+}
+
+/* Parks on c, whose lock is held.  The extra level is dropped first (the
+ * lock still keeps us in the runtime), so the park happens at the depth the
+ * rule of runtime.h requires. */
+static void op_park(gmp_chan *c, const char *reason)
+{
+	rt_release();
+	gopark_unlock(&c->lock, reason);
+}
+
 /* Send or receive with the channel locked, then park when the operation
  * would block.  Returns what send_locked/recv_locked return, or the outcome
  * the waker left in the sudog. */
@@ -229,17 +251,14 @@ static int chan_send(gmp_chan *c, const void *elem, bool block)
 	if (!c || (!elem && c->elem_size))
 		return -EINVAL;
 	struct g *wake = NULL;
+	rt_hold();
 	rt_lock(&c->lock);
 	int r = send_locked(c, elem, &wake);
-	if (r != -EAGAIN || !block) {
-		rt_unlock(&c->lock);
-		if (wake)
-			goready(wake);
-		return r;
-	}
+	if (r != -EAGAIN || !block)
+		return op_done(c, wake, r);
 	struct sudog sg = { .g = getg(), .elem = (void *)elem, .obj = c };
 	waitq_enqueue(&c->sendq, &sg);
-	gopark_unlock(&c->lock, "chan send");
+	op_park(c, "chan send");
 	/* c may already be freed: only our own sudog is looked at. */
 	return sg.success ? 0 : -EPIPE;
 }
@@ -249,17 +268,14 @@ static int chan_recv(gmp_chan *c, void *elem, bool block)
 	if (!c)
 		return -EINVAL;
 	struct g *wake = NULL;
+	rt_hold();
 	rt_lock(&c->lock);
 	int r = recv_locked(c, elem, &wake);
-	if (r != -EAGAIN || !block) {
-		rt_unlock(&c->lock);
-		if (wake)
-			goready(wake);
-		return r;
-	}
+	if (r != -EAGAIN || !block)
+		return op_done(c, wake, r);
 	struct sudog sg = { .g = getg(), .elem = elem, .obj = c };
 	waitq_enqueue(&c->recvq, &sg);
-	gopark_unlock(&c->lock, "chan receive");
+	op_park(c, "chan receive");
 	/* c may already be freed; a closer has zeroed elem for us. */
 	return sg.success ? 1 : 0;
 }

@@ -2,11 +2,26 @@
 /*
  * lock.c - the runtime's own futex-based mutex and notes.
  *
- * rt_lock: key is 0 unlocked, 1 locked, 2 locked with sleepers.  A locker
+ * rt_lock: key is 0 unlocked, 1 locked; taking it is one CAS.  A locker
  * spins a little (the holder is usually on another CPU and about to let go),
- * then sleeps on the futex.  These locks guard short critical sections in the
- * runtime (the scheduler, a channel, a timer heap); goroutines never hold one
- * while parked, except the one gopark releases for them.
+ * then counts itself in its lock's sleeper bucket and sleeps on the futex.
+ * The buckets live outside the locks, which stay one word (they are embedded
+ * in the public gmp_mutex and friends); a bucket shared by two locks costs at
+ * most a needless futex_wake.  These locks guard
+ * short critical sections in the runtime (the scheduler, a channel, a timer
+ * heap); goroutines never hold one while parked, except the one gopark
+ * releases for them.
+ *
+ * Unlocking is a plain release store of 0 and a look at the bucket, with no
+ * read-modify-write: a channel operation is two lock round trips, and on x86
+ * a locked instruction costs as much as the rest of the unlock path.  Without
+ * a fence the look may be ordered before the store, so a locker that went to
+ * sleep in that window may not be woken by this unlock: every sleep is
+ * therefore bounded by LOCK_SLEEP_NS, after which the locker looks again.
+ * The window is the few nanoseconds a store spends in the store buffer,
+ * against the microsecond a locker spends getting into futex_wait (which
+ * rereads key itself), so the bound is a backstop that costs nothing in
+ * practice.
  *
  * Holding a runtime lock is being in the runtime: rt_lock enters it
  * (rt_enter) before it takes the lock and rt_unlock leaves it after, so that
@@ -57,6 +72,19 @@ static inline bool try_key(struct rt_lock *l)
 						       memory_order_relaxed);
 }
 
+enum {
+	LOCK_SLEEP_NS = 1000000,	/* the backstop above */
+	SLEEPER_BUCKETS = 64,		/* a power of two */
+};
+
+static _Atomic uint32_t lock_sleepers[SLEEPER_BUCKETS];
+
+static inline _Atomic uint32_t *sleepers_of(struct rt_lock *l)
+{
+	uintptr_t a = (uintptr_t)l;
+	return &lock_sleepers[(a >> 2 ^ a >> 8) & (SLEEPER_BUCKETS - 1)];
+}
+
 static void rt_lock_slow(struct rt_lock *l)
 {
 	for (int spin = 0; spin < 100; spin++) {
@@ -64,26 +92,25 @@ static void rt_lock_slow(struct rt_lock *l)
 			return;
 		cpu_relax();
 	}
-	/* Mark contended; whoever sees 2 on unlock wakes one sleeper. */
-	while (atomic_exchange_explicit(&l->key, 2, memory_order_acquire) != 0)
-		futex_wait(&l->key, 2, -1);
+	_Atomic uint32_t *sleepers = sleepers_of(l);
+	atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
+	while (!try_key(l))
+		futex_wait(&l->key, 1, LOCK_SLEEP_NS);
+	atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
 }
 
 bool rt_trylock(struct rt_lock *l)
 {
-	if (tls_m)
-		rt_enter();
+	rt_hold();
 	if (try_key(l))
 		return true;
-	if (tls_m)
-		rt_exit();
+	rt_release();
 	return false;
 }
 
 void rt_lock(struct rt_lock *l)
 {
-	if (tls_m)
-		rt_enter();
+	rt_hold();
 	if (likely(try_key(l)))
 		return;
 	rt_lock_slow(l);
@@ -91,10 +118,10 @@ void rt_lock(struct rt_lock *l)
 
 void rt_unlock(struct rt_lock *l)
 {
-	if (unlikely(atomic_exchange_explicit(&l->key, 0, memory_order_release) == 2))
+	atomic_store_explicit(&l->key, 0, memory_order_release);
+	if (unlikely(atomic_load_explicit(sleepers_of(l), memory_order_relaxed) != 0))
 		futex_wake(&l->key, 1);
-	if (tls_m)
-		rt_exit();
+	rt_release();
 }
 
 void note_clear(struct note *n)

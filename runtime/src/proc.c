@@ -348,11 +348,11 @@ static bool p_still_mine(struct m *mp)
  * a fence orders the kernel's "back on CPU" seq before our look at the P.
  * Userspace path: a CAS from P_USER to P_RUNTIME, which a retaker's CAS
  * from P_USER excludes. */
-struct m *rt_enter(void)
+struct m *rt_enter_outer(struct m *mp)
 {
-	struct m *mp = tls_m;
-	if (mp->adopted || mp->rtdepth++ > 0)
+	if (mp->adopted)
 		return mp;
+	mp->rtdepth = 1;
 	struct p *pp = mp->p;
 	if (mp->kslot) {
 		kassist_disarm(mp->kslot);
@@ -380,15 +380,10 @@ struct m *rt_enter(void)
 }
 
 /* Back to goroutine code: the P may be retaken if we block from now on. */
-void rt_exit(void)
+void rt_exit_outer(struct m *mp)
 {
-	struct m *mp = tls_m;
 	if (mp->adopted)
 		return;
-	if (mp->rtdepth > 1) {
-		mp->rtdepth--;
-		return;
-	}
 	/* P_USER and arming first, the depth last: a preemption signal that
 	 * lands in between sees runtime code and leaves it alone. */
 	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
@@ -1438,8 +1433,8 @@ void goexit1(void)
 {
 	struct m *mp = rt_enter();
 	struct g *gp = mp->curg;
-	atomic_store(&gp->status, G_DEAD);
-	atomic_fetch_add_explicit(&mp->p->nexited, 1, memory_order_relaxed);
+	atomic_store_explicit(&gp->status, G_DEAD, memory_order_release);
+	owner_count(mp->p->nexited, 1);
 	if (gp->lockedm) {
 		/* Go ends a thread whose goroutine exits locked; gmprt unbinds. */
 		gp->lockedm = NULL;
@@ -1481,13 +1476,13 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 	gp->name = opts ? opts->name : NULL;
 	if (pp) {
 		gp->goid = newgoid(pp);
-		atomic_fetch_add_explicit(&pp->ncreated, 1, memory_order_relaxed);
+		owner_count(pp->ncreated, 1);
 		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 		runqput(pp, gp, true);
 	} else {
 		/* An adopted thread has no P: the goroutine goes to the global queue. */
 		gp->goid = atomic_fetch_add(&sched.goidgen, 1) + 1;
-		atomic_fetch_add(&allp[0]->ncreated, 1);
+		atomic_fetch_add(&sched.ncreated_unowned, 1);
 		atomic_store(&gp->status, G_RUNNABLE);
 		rt_lock(&sched.lock);
 		globrunqput(gp);
@@ -1582,7 +1577,7 @@ GMP_API int64_t gmp_self(void)
 
 GMP_API int64_t gmp_num_goroutine(void)
 {
-	int64_t n = 0;
+	int64_t n = atomic_load_explicit(&sched.ncreated_unowned, memory_order_relaxed);
 	int32_t np = atomic_load(&nallp);
 	for (int32_t i = 0; i < np; i++)
 		n += atomic_load_explicit(&allp[i]->ncreated, memory_order_relaxed) -
@@ -1905,7 +1900,7 @@ __attribute__((constructor(101))) static void runtime_init(void)
 	procresize(config.maxprocs);
 	if (on_main) {
 		acquirep(allp[0]);
-		atomic_fetch_add(&allp[0]->ncreated, 1); /* G1 */
+		owner_count(allp[0]->ncreated, 1); /* G1 */
 		struct p *pp;
 		/* P0 is ours: take it off the idle list procresize built. */
 		rt_lock(&sched.lock);

@@ -56,6 +56,12 @@ static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail
 void runqput(struct p *pp, struct g *gp, bool next)
 {
 	if (next) {
+		/* Only the owner makes runnext non-NULL (thieves only empty it),
+		 * so an empty runnext stays empty until our store. */
+		if (!atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
+			atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+			return;
+		}
 		gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
 		if (!gp)
 			return;
@@ -155,7 +161,7 @@ struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext)
 	for (uint32_t i = 1; i < n; i++)
 		slot_store(pp, tail + i - 1, batch[i]);
 	atomic_store_explicit(&pp->runqtail, tail + n - 1, memory_order_release);
-	atomic_fetch_add_explicit(&pp->nsteal, 1, memory_order_relaxed);
+	owner_count(pp->nsteal, 1);
 	atomic_fetch_add_explicit(&victim->nstolen, n, memory_order_relaxed);
 	return batch[0];
 }

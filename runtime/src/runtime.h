@@ -56,7 +56,7 @@ enum {
 
 /* A runtime mutex: spins briefly, then sleeps on a futex.  Zero is unlocked. */
 struct rt_lock {
-	_Atomic uint32_t key;
+	_Atomic uint32_t key;		/* 0 unlocked, 1 locked (sleepers: lock.c) */
 };
 void rt_lock(struct rt_lock *l);
 void rt_unlock(struct rt_lock *l);
@@ -168,12 +168,19 @@ struct p {
 	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty */
 	struct timer *_Atomic timer_running; /* popped, its fn running (compared, never dereferenced) */
 
-	/* counters, published by the stats segment; written by the owner */
+	/* counters, published by the stats segment; written by the owner with
+	 * owner_count (a load and a store: no locked instruction), except
+	 * nstolen and nhandoff, which thieves and retakers add to */
 	_Atomic uint64_t nsteal, nstolen;
 	_Atomic uint64_t nhandoff;		/* taken from an M blocked in the kernel */
 	_Atomic uint64_t npreempt;		/* goroutines preempted by sysmon */
 	_Atomic int64_t ncreated, nexited;	/* goroutines started and ended here */
 };
+
+/* Adds to a counter that only the P's owner writes; readers load it relaxed. */
+#define owner_count(ctr, n)                                                              \
+	atomic_store_explicit(&(ctr), atomic_load_explicit(&(ctr), memory_order_relaxed) + (n), \
+			      memory_order_relaxed)
 
 /* ---- machines ----------------------------------------------------------- */
 
@@ -252,6 +259,7 @@ struct sched {
 	_Atomic int64_t runqsize;
 	_Atomic uint32_t gcwaiting;	/* a stop of the world is in progress */
 	_Atomic int64_t goidgen;
+	_Atomic int64_t ncreated_unowned;	/* goroutines started by threads without a P */
 	_Atomic int64_t lastpoll;	/* 0: an M is blocked in netpoll */
 	_Atomic int64_t polluntil;	/* when that M wakes up, 0 for never */
 	_Atomic int32_t nadopted;	/* foreign threads running their own code */
@@ -281,8 +289,10 @@ void handoffp(struct p *pp);	/* give a P whose M is going away to a spare M or t
  * unlock function releases (gopark's own entry, and those locks, nothing
  * more), so that whoever resumes finds depth 1.  An extra rt_enter around
  * a parking call breaks the count for the goroutine that runs next. */
-struct m *rt_enter(void);
-void rt_exit(void);
+static inline struct m *rt_enter(void);	/* inline below: nesting is a count */
+static inline void rt_exit(void);
+struct m *rt_enter_outer(struct m *mp);	/* depth 0 -> 1, and adopted Ms */
+void rt_exit_outer(struct m *mp);	/* depth 1 -> 0, and adopted Ms */
 bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
 bool owner_blocked(uintptr_t st, int64_t before);	/* kernel saw it sleep, no later than before */
 bool thread_sleeping(int32_t tid);		/* /proc says asleep in the kernel (sysmon.c) */
@@ -463,6 +473,41 @@ static inline struct g *getg(void)
 	if (unlikely(mp == NULL))
 		return adopt_thread();
 	return mp->curg ? mp->curg : &mp->g0;
+}
+
+/* Adopted Ms stay at depth 0, so they always take the outer paths. */
+static inline struct m *rt_enter(void)
+{
+	struct m *mp = tls_m;
+	if (likely(mp->rtdepth > 0)) {
+		mp->rtdepth++;
+		return mp;
+	}
+	return rt_enter_outer(mp);
+}
+
+static inline void rt_exit(void)
+{
+	struct m *mp = tls_m;
+	if (likely(mp->rtdepth > 1)) {
+		mp->rtdepth--;
+		return;
+	}
+	rt_exit_outer(mp);
+}
+
+/* rt_enter/rt_exit for code that may also run on a thread without an M
+ * (sysmon, a foreign thread not adopted yet), which has no P to hold. */
+static inline void rt_hold(void)
+{
+	if (tls_m)
+		rt_enter();
+}
+
+static inline void rt_release(void)
+{
+	if (tls_m)
+		rt_exit();
 }
 
 #endif /* GMPRT_RUNTIME_H */
