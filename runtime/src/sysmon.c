@@ -21,7 +21,9 @@
  * Sleeping: 20 us at first, doubling after 50 quiet rounds up to 10 ms; once
  * at 10 ms with every P idle, it sleeps until a P gets busy (pidleget wakes
  * it), so an idle process costs no CPU.  With kernel assist live the sleep is
- * a wait on the BPF ring buffer: an armed M that blocks wakes sysmon at once.
+ * a wait on the BPF ring buffer: an armed M that blocks wakes sysmon at once,
+ * unless the watcher M (proc.c) waits on that ring, in which case sysmon
+ * keeps to its timer and gives the watcher WATCHER_GRACE_NS to take the P.
  */
 #include "runtime.h"
 #include "kassist.h"
@@ -38,6 +40,7 @@ enum {
 	FORCE_POLL_NS = 10 * 1000 * 1000,
 	PREEMPT_NS = 10 * 1000 * 1000,
 	IDLE_RETAKE_BPF_NS = 1000 * 1000,
+	WATCHER_GRACE_NS = 200 * 1000,	/* the watcher's head start; it needs ~10-100 us */
 	IDLE_RETAKE_USER_NS = 10 * 1000 * 1000,
 	SLOW_CHECK_NS = 20 * 1000,
 	TRIM_INTERVAL_NS = 1000 * 1000 * 1000,
@@ -81,6 +84,11 @@ static bool blocked_long_enough(uintptr_t st, const struct psnap *ps, int64_t no
 	return thread_sleeping(mp->tid);
 }
 
+static bool watcher_waiting(void)
+{
+	return atomic_load_explicit(&sched.kwatcher, memory_order_relaxed) != NULL;
+}
+
 /* One look at pp; true if sysmon did something. */
 static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 {
@@ -91,9 +99,10 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	bool work = owner && has_work(pp);
 	/* The kernel's word needs no standing still: act on it at once. */
 	struct kassist_slot *slot = user ? m_kslot(owner) : NULL;
-	/* With work queued, at once (racing the watcher M of proc.c: the first
-	 * to claim the P hands it on); without, after a while. */
-	int64_t grace = !work ? IDLE_RETAKE_BPF_NS : 0;
+	/* With work queued, at once, unless the watcher M of proc.c is there
+	 * to take the P itself (one wake-up instead of ours and then a spare
+	 * M's); without work, after a while. */
+	int64_t grace = !work ? IDLE_RETAKE_BPF_NS : watcher_waiting() ? WATCHER_GRACE_NS : 0;
 	if (slot && owner_blocked(st, now - grace))
 		return retake(pp, st);
 	if (tick != ps->tick || !owner) {
@@ -204,9 +213,12 @@ void sysmon_main(void)
 	int idle_rounds = 0;
 	for (;;) {
 		bool acted;
-		if (__atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE) && !watcher_waiting()) {
 			/* Between begin and end every armed block posts an
-			 * event, so none slips past this round's look. */
+			 * event, so none slips past this round's look.  While
+			 * the watcher waits for those events, sysmon leaves
+			 * them to it and sleeps on its own timer: a woken
+			 * sysmon would only race the watcher for the P. */
 			kassist_wait_begin();
 			acted = round_once();
 			if (!acted)
