@@ -291,10 +291,20 @@ static struct p *pidleget(void)
 }
 
 /* sysmon, with every P idle: sleep until one gets busy.  false if one is. */
+/* sched.lock held.  Is an idle P holding work (stranded by a failed startm)? */
+static bool idle_p_with_work(void)
+{
+	for (struct p *pp = sched.pidle; pp; pp = pp->link)
+		if (!runqempty(pp))
+			return true;
+	return false;
+}
+
 bool sysmon_park(void)
 {
 	rt_lock(&sched.lock);
-	if (atomic_load(&sched.npidle) != maxprocs_now() || atomic_load(&sched.gcwaiting)) {
+	if (atomic_load(&sched.npidle) != maxprocs_now() || atomic_load(&sched.gcwaiting) ||
+	    idle_p_with_work()) {
 		rt_unlock(&sched.lock);
 		return false;
 	}
@@ -690,6 +700,43 @@ static struct m *mget(void)
 	return mp;
 }
 
+enum { MFAIL_RETRY_NS = 1000 * 1000 };	/* sysmon retries a failed start this often */
+
+/* Counts a failed thread start (EAGAIN: a thread limit; ENOMEM), which the
+ * schedtrace line shows as mfail=; the first one also gets a warning. */
+static void m_start_failed(int err)
+{
+	static _Atomic bool warned;
+	atomic_store(&sched.mfail_last, nanotime());
+	atomic_fetch_add(&sched.nmfail, 1);
+	if (!atomic_exchange(&warned, true))
+		warn("cannot start a thread (%s); the goroutines of its P wait, and the start is "
+		     "retried", strerror(-err));
+}
+
+/* sysmon: a P left idle with work by a failed start gets another try, at
+ * most once per MFAIL_RETRY_NS. */
+bool restart_stranded(struct p *pp, int64_t now)
+{
+	if (atomic_load(&pp->status) != P_IDLE || runqempty(pp) ||
+	    now - atomic_load(&sched.mfail_last) < MFAIL_RETRY_NS)
+		return false;
+	bool took = false;
+	rt_lock(&sched.lock);
+	for (struct p **link = &sched.pidle; *link; link = &(*link)->link) {
+		if (*link == pp) {
+			*link = pp->link;
+			atomic_fetch_sub(&sched.npidle, 1);
+			took = true;
+			break;
+		}
+	}
+	rt_unlock(&sched.lock);
+	if (took)
+		startm(pp, false);
+	return took;
+}
+
 /* Gives pp (or an idle P) to an idle or new M.  A spinning start was
  * already counted in nmspinning by the caller. */
 static void startm(struct p *pp, bool spinning)
@@ -709,7 +756,10 @@ static void startm(struct p *pp, bool spinning)
 	if (!mp) {
 		int err = newm(pp, spinning);
 		if (err) {
-			/* No thread: the P goes back; its work waits for a running M. */
+			/* No thread: the P goes back, with its work, until an M
+			 * comes back from the kernel and takes it, or sysmon's
+			 * retry (restart_stranded) gets a thread. */
+			m_start_failed(err);
 			rt_lock(&sched.lock);
 			pidleput(pp);
 			rt_unlock(&sched.lock);

@@ -264,6 +264,8 @@ struct sched {
 	_Atomic int64_t polluntil;	/* when that M wakes up, 0 for never */
 	_Atomic int32_t nadopted;	/* foreign threads running their own code */
 	_Atomic int32_t nadopted_all;	/* foreign threads adopted and still alive */
+	_Atomic uint64_t nmfail;	/* Ms that could not be started (no thread) */
+	_Atomic int64_t mfail_last;	/* when the last of those failed */
 };
 
 extern struct sched sched;
@@ -373,6 +375,7 @@ struct g *globrunqget(struct p *pp, int32_t max); /* sched.lock held */
 void injectglist(struct g *list);		/* make a schedlink list runnable */
 void gfree_trim(void);				/* sysmon: give idle free stacks' pages back */
 bool sysmon_park(void);				/* sysmon: sleep while every P is idle */
+bool restart_stranded(struct p *pp, int64_t now);	/* sysmon: retry an M for an idle P with work */
 
 uint32_t fastrand(void);
 int64_t nanotime(void);

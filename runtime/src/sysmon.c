@@ -13,7 +13,9 @@
  *   - preempted (SIGURG to its M), if one goroutine has run on it in
  *     goroutine code for 10 ms;
  *   - woken for, if work sits on it while Ps are idle and nobody spins
- *     (goready does not wake a P for a lone runnext G; see proc.c).
+ *     (goready does not wake a P for a lone runnext G; see proc.c);
+ *   - given another try at a thread (restart_stranded), if it is idle with
+ *     work because a spare M could not be started.
  * It also polls the network if nobody has for 10 ms, gives the pages of
  * idle free stacks back every second (gfree_trim), and prints the
  * schedtrace line that GMP_DEBUG=schedtrace=MS asks for.
@@ -96,7 +98,12 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	uintptr_t st = atomic_load(&pp->status);
 	struct m *owner = P_OWNER(st);
 	bool user = owner && (st & P_USER);
-	bool work = owner && has_work(pp);
+	if (!owner) {
+		ps->tick = tick;
+		ps->since = now;
+		return restart_stranded(pp, now);
+	}
+	bool work = has_work(pp);
 	/* The kernel's word needs no standing still: act on it at once. */
 	struct kassist_slot *slot = user ? m_kslot(owner) : NULL;
 	/* With work queued, at once, unless the watcher M of proc.c is there
@@ -105,7 +112,7 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	int64_t grace = !work ? IDLE_RETAKE_BPF_NS : watcher_waiting() ? WATCHER_GRACE_NS : 0;
 	if (slot && owner_blocked(st, now - grace))
 		return retake(pp, st);
-	if (tick != ps->tick || !owner) {
+	if (tick != ps->tick) {
 		ps->tick = tick;
 		ps->since = now;
 		return false;
@@ -165,12 +172,14 @@ static void schedtrace(int64_t now)
 	rt_unlock(&sched.lock);
 	int len = snprintf(buf, sizeof(buf),
 			   "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
-			   "idlethreads=%d runqueue=%lld kassist=%s handoffs=%llu preemptions=%llu [",
+			   "idlethreads=%d runqueue=%lld kassist=%s handoffs=%llu preemptions=%llu "
+			   "mfail=%llu [",
 			   (long long)((now - start) / 1000000), n, atomic_load(&sched.npidle),
 			   mcount, atomic_load(&sched.nmspinning), nmidle,
 			   (long long)atomic_load(&sched.runqsize), kassist_mode_name(),
 			   (unsigned long long)sum_counter(offsetof(struct p, nhandoff)),
-			   (unsigned long long)sum_counter(offsetof(struct p, npreempt)));
+			   (unsigned long long)sum_counter(offsetof(struct p, npreempt)),
+			   (unsigned long long)atomic_load(&sched.nmfail));
 	for (int32_t i = 0; i < n && len < (int)sizeof(buf) - 16; i++) {
 		struct p *pp = allp[i];
 		uint32_t q = atomic_load(&pp->runqtail) - atomic_load(&pp->runqhead);

@@ -618,6 +618,44 @@ static enum result check_pair(const struct child *c, const char *name, long bloc
 	return PASS;
 }
 
+/* ---- no thread for a spare M ------------------------------------------ */
+
+#define WARN_NO_THREAD "gmprt: warning: cannot start a thread ("
+
+/* Spare Ms cannot start (RLIMIT_NPROC as uid nobody): one warning line, the
+ * failures counted in schedtrace's mfail=, nothing lost, and once the limit
+ * is lifted sysmon's retry gives the stranded P a thread again before the
+ * blocked readers come back. */
+static enum result t_no_threads(void)
+{
+	char *env[] = { "GMP_MAXPROCS=1", "GMP_DEBUG=schedtrace=50", "SCHED_TEST_LINGER_MS=150", NULL };
+	char *args[] = { "no_threads", NULL };
+	static struct child c;
+	char line[4096];
+	enum result r;
+	long at_raise, before_release, mfail;
+
+	if (geteuid() != 0)
+		return verdict(SKIP, "needs root to become an unprivileged uid with a thread limit");
+	if (run_child(&c, env, NULL, args, 20000) != 0)
+		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
+	if ((r = child_ok(&c, "no_threads child")) != PASS)
+		return r;
+	CHECK(count_lines(c.err, WARN_NO_THREAD) == 1, "want one '%s...' line, got %d: %.300s",
+	      WARN_NO_THREAD, count_lines(c.err, WARN_NO_THREAD), c.err);
+	CHECK(last_sched_line(c.err, line, sizeof(line)), "no schedtrace line on stderr");
+	mfail = key_long(line, "mfail", -1);
+	CHECK(mfail >= 1, "schedtrace mfail=%ld, want >= 1: %s", mfail, line);
+	at_raise = key_long(c.out, "ticks_at_raise", -1);
+	before_release = key_long(c.out, "ticks_before_release", -1);
+	CHECK(at_raise >= 0 && before_release - at_raise >= 10,
+	      "the ticker did not run again once threads could start (ticks %ld then %ld): %s",
+	      at_raise, before_release, c.out);
+	printf("# mfail=%ld, ticks %ld at the raise, %ld 250 ms later\n", mfail, at_raise,
+	       before_release);
+	return PASS;
+}
+
 static enum result t_two_processes(void)
 {
 	char *env[] = { "GMP_MAXPROCS=1", "GMP_DEBUG=schedtrace=100", NULL };
@@ -653,6 +691,7 @@ static const struct test {
 	{ "stress_100k_blocking_calls", t_stress_bpf },
 	{ "stress_100k_blocking_calls_userspace", t_stress_userspace },
 	{ "two_processes", t_two_processes },
+	{ "no_thread_for_spare_m", t_no_threads },
 };
 
 #define NTESTS (int)(sizeof(tests) / sizeof(tests[0]))

@@ -14,12 +14,18 @@
  *                     pread() on /dev/shm, syscall(SYS_nanosleep)).
  *   pair N HOLD_MS    N goroutines blocked in read() at once for HOLD_MS
  *                     while a ticker keeps running; run twice side by side.
+ *   no_threads        (root) the process becomes uid nobody with
+ *                     RLIMIT_NPROC at its thread count, so spare Ms cannot
+ *                     start while goroutines block in read(); a plain
+ *                     thread lifts the limit, and the ticker must run
+ *                     again before the readers are released.
  *
  * A child prints "key=value ..." lines on stdout for the parent to check,
  * a reason on stderr ("sched_work: ...") when something is wrong, and
  * exits 0 when its own checks passed.  Only the public API (gmprt.h) is
  * used, plus plain libc calls that block in the kernel.
  */
+#define _GNU_SOURCE /* setresuid */
 #include <gmprt.h>
 
 #include <errno.h>
@@ -618,6 +624,122 @@ static int work_pair(int argc, char **argv)
 	return 0;
 }
 
+/* ---- no_threads ------------------------------------------------------------ */
+
+enum { NT_READERS = 4 };
+
+struct nt_state {
+	int fds[NT_READERS][2];
+	_Atomic int ticks;
+	_Atomic bool stop;
+	int ticks_at_raise, ticks_before_release;
+	gmp_waitgroup done;
+};
+
+static void nt_reader_main(void *arg)
+{
+	int *fd = arg;
+	char c;
+
+	if (read_byte(fd[0], &c) != 0)
+		fprintf(stderr, "sched_work: read: %s\n", strerror(errno));
+}
+
+static void nt_ticker_main(void *arg)
+{
+	struct nt_state *st = arg;
+
+	while (!st->stop) {
+		st->ticks++;
+		gmp_sleep(MS);
+	}
+	gmp_wg_done(&st->done);
+}
+
+/* Sleeps the thread (not a goroutine) to a deadline, through EINTR (the
+ * uid change signals every thread). */
+static void plain_sleep_ms(long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * MS;
+	if (until.tv_nsec >= 1000 * MS) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000 * MS;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+		;
+}
+
+/* A plain thread (goroutines may all be stuck): lifts the limit after
+ * 200 ms, notes the ticks then and 250 ms later, then releases the readers. */
+static void *nt_releaser_main(void *arg)
+{
+	struct nt_state *st = arg;
+	struct rlimit lim;
+
+	plain_sleep_ms(200);
+	st->ticks_at_raise = st->ticks;
+	getrlimit(RLIMIT_NPROC, &lim);
+	lim.rlim_cur = lim.rlim_max;
+	if (setrlimit(RLIMIT_NPROC, &lim) != 0)
+		fprintf(stderr, "sched_work: setrlimit: %s\n", strerror(errno));
+	plain_sleep_ms(250);
+	st->ticks_before_release = st->ticks;
+	for (int i = 0; i < NT_READERS; i++)
+		if (write_byte(st->fds[i][1], 'r') != 0)
+			fprintf(stderr, "sched_work: write: %s\n", strerror(errno));
+	return NULL;
+}
+
+/* Becomes nobody with room for no more threads than it has.  The hard limit
+ * stays, so the releaser may lift the soft one back to it. */
+static int nt_limit_threads(void)
+{
+	struct rlimit lim;
+
+	if (geteuid() != 0)
+		return die("not root: cannot switch to an unprivileged uid");
+	if (getrlimit(RLIMIT_NPROC, &lim) != 0)
+		return die("getrlimit: %s", strerror(errno));
+	lim.rlim_cur = (rlim_t)thread_count();
+	if (setrlimit(RLIMIT_NPROC, &lim) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+	    setresuid(65534, 65534, 65534) != 0)
+		return die("cannot drop to uid 65534 with RLIMIT_NPROC %ld: %s", (long)lim.rlim_cur,
+			   strerror(errno));
+	return 0;
+}
+
+static int work_no_threads(void)
+{
+	static struct nt_state st;
+	pthread_t releaser;
+	int err;
+
+	for (int i = 0; i < NT_READERS; i++)
+		if (pipe(st.fds[i]) != 0)
+			return die("pipe: %s", strerror(errno));
+	gmp_wg_add(&st.done, 1);
+	if (gmp_go(nt_ticker_main, &st) <= 0)
+		return die("gmp_go(ticker) failed");
+	gmp_sleep(20 * MS); /* sysmon and a spare M or two are up */
+	if ((err = pthread_create(&releaser, NULL, nt_releaser_main, &st)) != 0)
+		return die("pthread_create: %s", strerror(err));
+	if ((err = nt_limit_threads()) != 0)
+		return err;
+	for (int i = 0; i < NT_READERS; i++)
+		if (gmp_go(nt_reader_main, st.fds[i]) <= 0)
+			return die("gmp_go(reader) failed");
+	pthread_join(releaser, NULL);
+	st.stop = true;
+	gmp_wg_wait(&st.done);
+	printf("ticks_at_raise=%d ticks_before_release=%d threads=%d\n", st.ticks_at_raise,
+	       st.ticks_before_release, thread_count());
+	return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 int sched_work_main(int argc, char **argv)
@@ -633,6 +755,8 @@ int sched_work_main(int argc, char **argv)
 		rc = work_stress();
 	else if (strcmp(mode, "pair") == 0)
 		rc = work_pair(argc, argv);
+	else if (strcmp(mode, "no_threads") == 0)
+		rc = work_no_threads();
 	else
 		rc = die("unknown mode '%s'", mode);
 	fflush(stdout);
