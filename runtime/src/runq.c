@@ -4,7 +4,9 @@
  *
  * Local queue (Go's runq): a 256-slot ring.  Only the owning P's M writes
  * runqtail (plain store-release); any M may advance runqhead with a CAS, which
- * is how thieves take work without a lock.  runnext holds the G that the
+ * is how thieves take work without a lock.  With GMP_MAXPROCS=1 there are no
+ * thieves, and the owner takes from its ring and runnext with plain stores
+ * (no_thieves).  runnext holds the G that the
  * owner readied last (a woken channel partner, a new goroutine): it runs
  * next and inherits the current time slice, so a producer/consumer pair
  * stays on one P.
@@ -79,10 +81,36 @@ void runqput(struct p *pp, struct g *gp, bool next)
 	}
 }
 
+/* With one P there is nobody to steal from it: stealing runs only on an M
+ * that owns another P.  gomaxprocs changes only while the world is stopped,
+ * when no owner is inside these functions, so the owner may then take from
+ * its own queue without the CAS that arbitrates with thieves. */
+static inline bool no_thieves(void)
+{
+	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed) == 1;
+}
+
 /* Takes the next G from pp's local queue; *inherit says it came from runnext
  * and should keep the current time slice.  Only pp's owner calls this. */
+static struct g *runqget_alone(struct p *pp, bool *inherit)
+{
+	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+	*inherit = next != NULL;
+	if (next) {
+		atomic_store_explicit(&pp->runnext, NULL, memory_order_relaxed);
+		return next;
+	}
+	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
+	if (atomic_load_explicit(&pp->runqtail, memory_order_relaxed) == head)
+		return NULL;
+	atomic_store_explicit(&pp->runqhead, head + 1, memory_order_relaxed);
+	return slot_load(pp, head);
+}
+
 struct g *runqget(struct p *pp, bool *inherit)
 {
+	if (no_thieves())
+		return runqget_alone(pp, inherit);
 	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
 	if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
 							    memory_order_acq_rel,
