@@ -11,7 +11,10 @@
  * clock (the sample is the difference) and writes the byte that releases
  * G1.  The first WARMUP trials are dropped.
  *
- * Usage: handoff [TRIALS]   (default 2000, after 100 warm-up trials)
+ * Usage: handoff [TRIALS [GAP_US]]   (default 2000 trials, after 100 warm-up
+ * trials; GAP_US, if given (> 0), is a gmp_sleep of G1 before each trial, so
+ * that every block comes after the runtime has gone quiet: no M spinning,
+ * the watcher asleep on the ring buffer)
  * Prints "p50 p99 max" in ns; stderr gets the mean and the minimum.
  * Peer: bench/kassist/go/handoff (syscall.Read under GOMAXPROCS=1).
  */
@@ -41,13 +44,15 @@ static void g2_main(void *arg)
 	gmp_wg_done(&done);
 }
 
-static void g1_trials(void)
+static void g1_trials(int64_t gap_ns)
 {
 	char c;
 
 	for (long i = 0; i < total; i++) {
 		ssize_t n;
 
+		if (gap_ns > 0)
+			gmp_sleep(gap_ns);
 		KB_CHECK(gmp_chan_send(wake, &i) == 0, "gmp_chan_send");
 		t_read = kb_now();
 		do
@@ -72,6 +77,7 @@ static void report(const int64_t *v, long n)
 int main(int argc, char **argv)
 {
 	long trials = kb_arg(argc, argv, 1, 2000);
+	long gap_us = argc > 2 ? kb_arg(argc, argv, 2, 0) : 0;
 
 	total = trials + WARMUP;
 	samples = calloc((size_t)total, sizeof(*samples));
@@ -79,7 +85,7 @@ int main(int argc, char **argv)
 	KB_CHECK(samples && wake && pipe(pfd) == 0, "setup");
 	gmp_wg_add(&done, 1);
 	KB_CHECK(gmp_go(g2_main, NULL) > 0, "gmp_go");
-	g1_trials();
+	g1_trials(gap_us * 1000);
 	gmp_wg_wait(&done);
 	qsort(samples + WARMUP, (size_t)trials, sizeof(*samples), kb_cmp_i64);
 	report(samples + WARMUP, trials);

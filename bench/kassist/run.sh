@@ -181,10 +181,11 @@ failnote() {
 
 # ---- hand-off latency ---------------------------------------------------------
 
+# handoff_rows PATH SAMPLES PEER_SAMPLES TARGET_P50 TARGET_P99 [LABEL]
 handoff_rows() {
-	path=$1 f=$2 target50=$3 target99=$4
+	path=$1 f=$2 peer=$3 target50=$4 target99=$5 label=${6:-}
 	why=$(fell_back "$f")
-	note=$(failnote "$f" go_handoff)
+	note=$(failnote "$f" "$peer")
 	[ -n "$why" ] && [ "$path" = BPF ] && note="$note ran on the userspace path: $why;" \
 		&& target50="" target99=""
 	for q in "1 p50 $target50" "2 p99 $target99" "3 max "; do
@@ -193,9 +194,9 @@ handoff_rows() {
 		col=$1 name=$2 lim=${3:-}
 		kind=none tgt="—"
 		[ -n "$lim" ] && kind=abs_le && tgt="≤ $(awk -v l="$lim" 'BEGIN { print (l >= 1000) ? l / 1000 " ms" : l " µs" }')"
-		runs="runs: gmprt $(spread "$S/$f" "$col" 1000), Go $(spread "$S/go_handoff" "$col" 1000) µs;"
-		row handoff "hand-off latency $name, $path path" "$(scaled "$S/$f" "$col" 1000)" \
-			"$(scaled "$S/go_handoff" "$col" 1000)" µs %.1f "Go syscall.Read" "$tgt" \
+		runs="runs: gmprt $(spread "$S/$f" "$col" 1000), Go $(spread "$S/$peer" "$col" 1000) µs;"
+		row handoff "hand-off latency $name, $path path$label" "$(scaled "$S/$f" "$col" 1000)" \
+			"$(scaled "$S/$peer" "$col" 1000)" µs %.1f "Go syscall.Read" "$tgt" \
 			"$kind" "${lim:-0}" "$note $runs"
 	done
 }
@@ -208,13 +209,20 @@ if want handoff; then
 		is_broken go-handoff || sample go_handoff env GOMAXPROCS=1 "$OUT/go-handoff" "$TRIALS"
 		[ $i -le "$US_RUNS" ] && ! is_broken handoff &&
 			sample handoff_user env GMP_MAXPROCS=1 GMP_DEBUG=kassist=off "$OUT/handoff" "$US_TRIALS"
+		# Blocks 1 ms apart: every one finds the runtime quiet (the
+		# watcher asleep), so it pays the ring buffer's wake-up.
+		if [ $i -le "$US_RUNS" ]; then
+			is_broken handoff || sample handoff_gap env GMP_MAXPROCS=1 "$OUT/handoff" "$US_TRIALS" 1000
+			is_broken go-handoff || sample go_handoff_gap env GOMAXPROCS=1 "$OUT/go-handoff" "$US_TRIALS" 1000
+		fi
 		i=$((i + 1))
 	done
-	for f in handoff_bpf handoff_user go_handoff; do
+	for f in handoff_bpf handoff_user handoff_gap go_handoff go_handoff_gap; do
 		say "  $f (p50 p99 max ns): $(tr '\n' ';' < "$S/$f" 2>/dev/null)"
 	done
-	handoff_rows BPF handoff_bpf 12 50
-	handoff_rows userspace handoff_user "" 25000
+	handoff_rows BPF handoff_bpf go_handoff 12 50
+	handoff_rows BPF handoff_gap go_handoff_gap "" "" ", blocks 1 ms apart"
+	handoff_rows userspace handoff_user go_handoff "" 25000
 fi
 
 # ---- the sched_switch program --------------------------------------------------

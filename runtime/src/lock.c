@@ -56,15 +56,6 @@ int futex_wake(_Atomic uint32_t *addr, int n)
 	return (int)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
 static inline bool try_key(struct rt_lock *l)
 {
 	uint32_t zero = 0;

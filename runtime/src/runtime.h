@@ -55,6 +55,16 @@ enum {
 /* ---- locks and notes (lock.c) ------------------------------------------- */
 
 /* A runtime mutex: spins briefly, then sleeps on a futex.  Zero is unlocked. */
+/* A spin-wait hint to the CPU (and to its hyperthread sibling). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
 struct rt_lock {
 	_Atomic uint32_t key;		/* 0 unlocked, 1 locked (sleepers: lock.c) */
 };

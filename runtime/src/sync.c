@@ -141,15 +141,6 @@ static inline struct mutex_impl *mutex_of(gmp_mutex *mu)
 	return (struct mutex_impl *)mu;
 }
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static int32_t ncpu_cached(void)
 {
 	static _Atomic int32_t ncpu;

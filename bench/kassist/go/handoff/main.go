@@ -7,7 +7,9 @@
 // and reads; the other goroutine runs once Go's sysmon retakes the P from
 // the syscall, stamps the clock and writes the byte that releases main.
 //
-// Usage: handoff [TRIALS] (default 2000, after 100 warm-up trials).
+// Usage: handoff [TRIALS [GAP_US]] (default 2000 trials, after 100 warm-up
+// trials; GAP_US, default 0, is a sleep of main before each trial, so that
+// every block comes after the runtime has gone quiet).
 // Prints "p50 p99 max" in ns, the same percentiles as the C side.
 package main
 
@@ -24,13 +26,13 @@ import (
 
 const warmup = 100
 
-func trialsArg() int {
-	if len(os.Args) < 2 {
-		return 2000
+func intArg(i, dflt, min int) int {
+	if len(os.Args) <= i {
+		return dflt
 	}
-	n, err := strconv.Atoi(os.Args[1])
-	if err != nil || n <= 0 {
-		fmt.Fprintf(os.Stderr, "handoff: bad argument %q\n", os.Args[1])
+	n, err := strconv.Atoi(os.Args[i])
+	if err != nil || n < min {
+		fmt.Fprintf(os.Stderr, "handoff: bad argument %q\n", os.Args[i])
 		os.Exit(2)
 	}
 	return n
@@ -47,7 +49,8 @@ func main() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
-	trials := trialsArg()
+	trials := intArg(1, 2000, 1)
+	gap := time.Duration(intArg(2, 0, 0)) * time.Microsecond
 	var fds [2]int
 	must(syscall.Pipe(fds[:]), "pipe")
 	base := time.Now()
@@ -70,6 +73,9 @@ func main() {
 
 	buf := make([]byte, 1)
 	for i := range samples {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
 		wake <- i
 		atomic.StoreInt64(&tRead, now())
 		for {
