@@ -85,7 +85,7 @@ $(B)/gmprt.pc: runtime/gmprt.pc.in Makefile
 tests: $(TEST_BINS)
 $(B)/tests/%: runtime/tests/%.c runtime/tests/harness.c runtime/tests/harness.h $(LIB_SO)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Iruntime/tests $< runtime/tests/harness.c -o $@ -L$(B) -lgmprt $(USE_RPATH) $(LDFLAGS_SAN)
+	$(CC) $(CFLAGS_BASE) -Iruntime/tests $< runtime/tests/harness.c -o $@ -L$(B) -lgmprt -lm $(USE_RPATH) $(LDFLAGS_SAN)
 
 examples: $(EXAMPLE_BINS)
 $(B)/examples/%: examples/%.c $(LIB_SO)

@@ -27,13 +27,22 @@ gmprt_switch:
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	subq	$8, %rsp
+	pushq	$0
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
+	movq	(%rsp), %rax		/* both control words, as they are now */
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
+	/* Loading a control word is slow (fldcw is microcoded), and nearly
+	 * every goroutine runs with the defaults: load them only when the
+	 * saved pair differs from the current one.  The slot's last two
+	 * bytes are always zero (pushed as 0 here, written so by
+	 * gmprt_stack_init), so the 8-byte compare sees just the two words. */
+	cmpq	(%rsp), %rax
+	je	1f
 	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
+1:
 	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
@@ -68,6 +77,7 @@ gmprt_stack_init:
 	movq	%rdx, -56(%rax)
 	movq	%rdx, -64(%rax)
 	movq	%rdx, -72(%rax)
+	movq	%rdx, -80(%rax)
 	movl	$0x1f80, -80(%rax)
 	movw	$0x037f, -76(%rax)
 	leaq	-80(%rax), %rax

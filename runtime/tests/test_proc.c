@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fenv.h>
 #include <gmprt.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -84,6 +85,50 @@ TEST_OPTS(spawn_one_million, .timeout_s = 120)
 	while (gmp_num_goroutine() > 1)
 		gmp_yield();
 	CHECK_EQ(atomic_load(&counter), N);
+}
+
+/* ---- floating-point control words belong to the goroutine ---------------- */
+
+struct fp_case {
+	int mode;		/* fesetround mode this goroutine runs with */
+	int bad;		/* switches after which it found another mode */
+	gmp_chan *done;
+};
+
+static unsigned mxcsr_rounding(void)
+{
+	return (__builtin_ia32_stmxcsr() >> 13) & 3;
+}
+
+static void fp_worker(void *arg)
+{
+	struct fp_case *fc = arg;
+	fesetround(fc->mode);
+	unsigned sse = mxcsr_rounding();
+	for (int i = 0; i < 2000; i++) {
+		gmp_yield();
+		if (fegetround() != fc->mode || mxcsr_rounding() != sse)
+			fc->bad++;
+	}
+	fesetround(FE_TONEAREST);
+	gmp_chan_send(fc->done, &(int){ 1 });
+}
+
+/* Two goroutines on one P with different rounding modes switch to each
+ * other 4,000 times: each keeps its own x87 and SSE modes (the switch loads
+ * them only when they differ, so this is the case that must not be missed). */
+TEST_OPTS(rounding_mode_is_per_goroutine, .env = "GMP_MAXPROCS=1")
+{
+	gmp_chan *done = gmp_chan_make(sizeof(int), 2);
+	struct fp_case up = { FE_UPWARD, 0, done }, near = { FE_TONEAREST, 0, done };
+	int v;
+	go(fp_worker, &up);
+	go(fp_worker, &near);
+	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	CHECK_EQ(up.bad, 0);
+	CHECK_EQ(near.bad, 0);
+	CHECK_EQ(fegetround(), FE_TONEAREST);
 }
 
 /* ---- the seed's first program ------------------------------------------ */
