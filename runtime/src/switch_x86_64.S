@@ -27,22 +27,23 @@ gmprt_switch:
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	pushq	$0
+	subq	$8, %rsp
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
-	movq	(%rsp), %rax		/* both control words, as they are now */
+	movl	(%rsp), %eax		/* the control words as they are now, each */
+	movzwl	4(%rsp), %edx		/* read at its store's width (forwarding) */
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
 	/* Loading a control word is slow (fldcw is microcoded), and nearly
 	 * every goroutine runs with the defaults: load them only when the
-	 * saved pair differs from the current one.  The slot's last two
-	 * bytes are always zero (pushed as 0 here, written so by
-	 * gmprt_stack_init), so the 8-byte compare sees just the two words. */
-	cmpq	(%rsp), %rax
-	je	1f
-	ldmxcsr	(%rsp)
+	 * saved pair differs from the current one. */
+	cmpl	(%rsp), %eax
+	jne	1f
+	cmpw	4(%rsp), %dx
+	je	2f
+1:	ldmxcsr	(%rsp)
 	fldcw	4(%rsp)
-1:
+2:
 	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
@@ -77,7 +78,6 @@ gmprt_stack_init:
 	movq	%rdx, -56(%rax)
 	movq	%rdx, -64(%rax)
 	movq	%rdx, -72(%rax)
-	movq	%rdx, -80(%rax)
 	movl	$0x1f80, -80(%rax)
 	movw	$0x037f, -76(%rax)
 	leaq	-80(%rax), %rax

@@ -126,6 +126,7 @@ TEST_OPTS(rounding_mode_is_per_goroutine, .env = "GMP_MAXPROCS=1")
 	go(fp_worker, &near);
 	CHECK_EQ(gmp_chan_recv(done, &v), 1);
 	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	gmp_chan_free(done);
 	CHECK_EQ(up.bad, 0);
 	CHECK_EQ(near.bad, 0);
 	CHECK_EQ(fegetround(), FE_TONEAREST);
