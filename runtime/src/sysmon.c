@@ -86,6 +86,11 @@ static bool blocked_long_enough(uintptr_t st, const struct psnap *ps, int64_t no
 	return thread_sleeping(mp->tid);
 }
 
+/* A round saw a blocked P with work that it left to the watcher: the next
+ * round comes after the watcher's head start, not after the full delay, in
+ * case the watcher missed it. */
+static bool recheck_soon;
+
 static bool watcher_waiting(void)
 {
 	return atomic_load_explicit(&sched.kwatcher, memory_order_relaxed) != NULL;
@@ -112,6 +117,8 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	int64_t grace = !work ? IDLE_RETAKE_BPF_NS : watcher_waiting() ? WATCHER_GRACE_NS : 0;
 	if (slot && owner_blocked(st, now - grace))
 		return retake(pp, st);
+	if (slot && work && owner_blocked(st, now))
+		recheck_soon = true; /* the watcher's head start runs out soon */
 	if (tick != ps->tick) {
 		ps->tick = tick;
 		ps->since = now;
@@ -201,6 +208,7 @@ static void trim_if_due(int64_t now)
 static bool round_once(void)
 {
 	int64_t now = nanotime();
+	recheck_soon = false;
 	trim_if_due(now);
 	bool acted = poll_if_stale(now);
 	int32_t n = atomic_load(&sched.gomaxprocs);
@@ -214,6 +222,11 @@ static void sysmon_sleep(int64_t ns)
 {
 	struct timespec ts = { 0, ns };
 	nanosleep(&ts, NULL);
+}
+
+static int64_t sleep_for(int64_t delay)
+{
+	return recheck_soon && delay > WATCHER_GRACE_NS ? WATCHER_GRACE_NS : delay;
 }
 
 void sysmon_main(void)
@@ -231,12 +244,12 @@ void sysmon_main(void)
 			kassist_wait_begin();
 			acted = round_once();
 			if (!acted)
-				kassist_wait(delay, NULL, 0);
+				kassist_wait(sleep_for(delay), NULL, 0);
 			kassist_wait_end();
 		} else {
 			acted = round_once();
 			if (!acted)
-				sysmon_sleep(delay);
+				sysmon_sleep(sleep_for(delay));
 		}
 		if (acted) {
 			idle_rounds = 0;
