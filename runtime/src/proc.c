@@ -662,12 +662,19 @@ static struct p *watch_spin(uintptr_t *owner)
 	return NULL;
 }
 
+/* The spin comes before kassist_wait_begin: a spinning watcher needs no
+ * wake-up, so blocks meanwhile do not post one (posting costs the blocking
+ * M's CPU a self-IPI).  The look after kassist_wait_begin catches a block
+ * from between the spin and the sleep. */
 static struct p *watch_blocked(void)
 {
-	for (bool first = true;; first = false) {
-		uintptr_t owner = 0;
+	uintptr_t owner = 0;
+	struct p *pp = watch_spin(&owner);
+	if (pp && claim(pp, owner))
+		return pp;
+	for (;;) {
 		kassist_wait_begin();
-		struct p *pp = first ? watch_spin(&owner) : find_blocked_with_work(&owner);
+		pp = find_blocked_with_work(&owner);
 		if (!pp)
 			kassist_wait(-1, NULL, 0);
 		kassist_wait_end();
