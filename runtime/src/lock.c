@@ -7,10 +7,9 @@
  * then counts itself in its lock's sleeper bucket and sleeps on the futex.
  * The buckets live outside the locks, which stay one word (they are embedded
  * in the public gmp_mutex and friends); a bucket shared by two locks costs at
- * most a needless futex_wake.  These locks guard
- * short critical sections in the runtime (the scheduler, a channel, a timer
- * heap); goroutines never hold one while parked, except the one gopark
- * releases for them.
+ * most a needless futex_wake.  These locks guard short critical sections in
+ * the runtime (the scheduler, a channel, a timer heap); goroutines never hold
+ * one while parked, except the one gopark releases for them.
  *
  * Unlocking is a plain release store of 0 and a look at the bucket, with no
  * read-modify-write: a channel operation is two lock round trips, and on x86

@@ -6,10 +6,9 @@
  * runqtail (plain store-release); any M may advance runqhead with a CAS, which
  * is how thieves take work without a lock.  With GMP_MAXPROCS=1 there are no
  * thieves, and the owner takes from its ring and runnext with plain stores
- * (no_thieves).  runnext holds the G that the
- * owner readied last (a woken channel partner, a new goroutine): it runs
- * next and inherits the current time slice, so a producer/consumer pair
- * stays on one P.
+ * (no_thieves).  runnext holds the G that the owner readied last (a woken
+ * channel partner, a new goroutine): it runs next and inherits the current
+ * time slice, so a producer/consumer pair stays on one P.
  *
  * A full ring spills half of itself, plus the new G, to the global queue in
  * one batch (runqputslow).  A thief takes half of a victim's ring
