@@ -642,23 +642,33 @@ static struct p *find_blocked_with_work(uintptr_t *owner)
 	return NULL;
 }
 
-/* A new watcher first polls for WATCH_SPIN_NS, as Go's spinning Ms look
- * for work before they sleep: an M that blocks soon after another went idle
- * (a server doing one blocking call after another) is then seen with no
- * wake-up at all, which on a VM is the costly part (20 us and more).  The
- * spin is bounded, so an idle process still sleeps. */
-enum { WATCH_SPIN_NS = 100 * 1000 };
+/* A new watcher first polls, as Go's spinning Ms look for work before they
+ * sleep: an M that blocks soon after another went idle (a server doing one
+ * blocking call after another) is then seen with no wake-up at all, which on
+ * a VM is the costly part (20 us and more).  How long it polls depends on the
+ * last watcher: one that got its P within WATCH_QUICK_NS of taking the role
+ * says blocks are following each other closely, and the next one polls for
+ * WATCH_SPIN_NS; otherwise it polls for WATCH_SPIN_MIN_NS only.  So a process
+ * that blocks now and then, or an idle one, burns next to nothing, and a
+ * stream of blocks is caught spinning.  Only the watcher (one M at a time)
+ * writes watch_spin_ns. */
+enum {
+	WATCH_SPIN_NS = 200 * 1000,
+	WATCH_SPIN_MIN_NS = 5 * 1000,
+	WATCH_QUICK_NS = 500 * 1000,
+};
+static _Atomic int64_t watch_spin_ns = WATCH_SPIN_NS;
 
-static struct p *watch_spin(uintptr_t *owner)
+static struct p *watch_spin(uintptr_t *owner, int64_t start)
 {
-	int64_t until = nanotime() + WATCH_SPIN_NS;
+	int64_t spin = atomic_load_explicit(&watch_spin_ns, memory_order_relaxed);
 	do {
 		struct p *pp = find_blocked_with_work(owner);
 		if (pp)
 			return pp;
 		for (int i = 0; i < 32; i++)
 			cpu_relax();
-	} while (nanotime() < until);
+	} while (nanotime() - start < spin);
 	return NULL;
 }
 
@@ -669,18 +679,19 @@ static struct p *watch_spin(uintptr_t *owner)
 static struct p *watch_blocked(void)
 {
 	uintptr_t owner = 0;
-	struct p *pp = watch_spin(&owner);
-	if (pp && claim(pp, owner))
-		return pp;
-	for (;;) {
+	int64_t start = nanotime();
+	struct p *pp = watch_spin(&owner, start);
+	while (!pp || !claim(pp, owner)) {
 		kassist_wait_begin();
 		pp = find_blocked_with_work(&owner);
 		if (!pp)
 			kassist_wait(-1, NULL, 0);
 		kassist_wait_end();
-		if (pp && claim(pp, owner))
-			return pp;
 	}
+	int64_t waited = nanotime() - start;
+	atomic_store_explicit(&watch_spin_ns, waited < WATCH_QUICK_NS ? WATCH_SPIN_NS : WATCH_SPIN_MIN_NS,
+			      memory_order_relaxed);
+	return pp;
 }
 
 static bool become_watcher(struct m *mp)
