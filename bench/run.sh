@@ -62,18 +62,10 @@ FAILED=0
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-say() { printf '%s\n' "$*"; printf '%s\n' "$*" >> "$LOG"; }
-
-want() {
-	case " $ONLY " in *" $1 "*) return 0 ;; esac
-	return 1
-}
+. bench/lib.sh
 
 # ---- build ---------------------------------------------------------------
 
-# broken NAME: remember that program NAME could not be built (or is missing).
-broken() { : > "$OUT/$1.broken"; FAILED=1; }
-is_broken() { [ -e "$OUT/$1.broken" ]; }
 rm -f "$OUT"/*.broken
 
 say "bench: building into $OUT"
@@ -107,34 +99,12 @@ fi
 
 # ---- running and statistics ------------------------------------------------
 
-# sample NAME SIDE CMD...: run CMD once under a timeout; append its one number
-# to $S/NAME.SIDE, or count a failure in $S/NAME.SIDE.fail.
+# sample NAME SIDE CMD...: one run of CMD into $S/NAME.SIDE (bench/lib.sh).
 sample() {
 	name=$1 side=$2
 	shift 2
-	echo "== $name $side: $*" >> "$LOG"
-	out=$(timeout -k 5 "$TMO" "$@" 2>> "$LOG")
-	rc=$?
-	v=$(printf '%s\n' "$out" | tail -n 1)
-	if [ $rc -eq 0 ] && printf '%s\n' "$v" | grep -Eq '^-?[0-9]+(\.[0-9]+)?$'; then
-		echo "$v" >> "$S/$name.$side"
-		echo "-> $v" >> "$LOG"
-	else
-		[ $rc -eq 124 ] && why="timed out after ${TMO}s" || why="exit status $rc"
-		say "  $name ($side) run failed: $why; stdout '$v' (see $LOG)"
-		echo x >> "$S/$name.$side.fail"
-		FAILED=1
-	fi
+	sample_into "$S/$name.$side" "$name ($side)" "$@"
 }
-
-# median FILE: the median of the numbers in FILE, or "fail".
-median() {
-	if [ ! -s "$1" ]; then echo fail; return; fi
-	sort -g "$1" | awk '{ a[NR] = $1 }
-		END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-nfail() { [ -e "$1.fail" ] && wc -l < "$1.fail" | tr -d ' ' || echo 0; }
 
 samples_line() { [ -s "$1" ] && tr '\n' ' ' < "$1" || echo "-"; }
 
@@ -443,6 +413,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 } > "$RESULTS"
 
 for f in "$S"/*; do
+	case $f in *.err) continue ;; esac
 	[ -e "$f" ] && printf '%s: %s\n' "$(basename "$f")" "$(tr '\n' ' ' < "$f")"
 done > "$OUT/samples.txt"
 

@@ -38,7 +38,8 @@ RT_LIBS += -lbpf -lelf -lz
 KASSIST_TEST := $(B)/selftests/kassist/kassist_test
 KASSIST_TEST_SRCS := selftests/kassist/kassist_test.c selftests/kassist/warn_stub.c
 
-$(KASSIST_TEST): $(KASSIST_TEST_SRCS) $(B)/obj/runtime/src/kassist.o runtime/src/kassist.h bpf/kassist.h
+$(KASSIST_TEST): $(KASSIST_TEST_SRCS) $(B)/obj/runtime/src/kassist.o runtime/src/kassist.h bpf/kassist.h \
+		selftests/kassist/task_state.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -Iruntime/src -Ibpf $(KASSIST_TEST_SRCS) $(B)/obj/runtime/src/kassist.o \
 		-o $@ $(LDFLAGS_SAN) -lbpf -lelf -lz -lpthread

@@ -58,10 +58,7 @@ rm -f "$S"/* "$OUT"/*.row "$OUT"/*.broken
 FAILED=0
 T_START=$(date +%s)
 
-say() { printf '%s\n' "$*"; printf '%s\n' "$*" >> "$LOG"; }
-want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
-broken() { : > "$OUT/$1.broken"; FAILED=1; }
-is_broken() { [ -e "$OUT/$1.broken" ]; }
+. bench/lib.sh
 
 # ---- build -----------------------------------------------------------------
 
@@ -89,34 +86,12 @@ done
 
 # ---- running and statistics -------------------------------------------------
 
-# sample NAME CMD...: run CMD once under the timeout; append its stdout line
-# (numbers) to $S/NAME, or count a failure in $S/NAME.fail.  Its stderr goes
-# to the log and to $S/NAME.err.
+# sample NAME CMD...: one run of CMD into $S/NAME (bench/lib.sh); its stderr
+# is kept in $S/NAME.err for fell_back.
 sample() {
 	name=$1
 	shift
-	echo "== $name: $*" >> "$LOG"
-	out=$(timeout -k 5 "$TMO" "$@" 2> "$S/.err")
-	rc=$?
-	cat "$S/.err" >> "$LOG"
-	cat "$S/.err" >> "$S/$name.err"
-	v=$(printf '%s\n' "$out" | tail -n 1)
-	if [ $rc -eq 0 ] && printf '%s\n' "$v" | grep -Eq '^[0-9. ]+$'; then
-		echo "$v" >> "$S/$name"
-		echo "-> $v" >> "$LOG"
-	else
-		[ $rc -eq 124 ] && why="timed out after ${TMO}s" || why="exit status $rc"
-		say "  $name run failed: $why; stdout '$v' (see $LOG)"
-		echo x >> "$S/$name.fail"
-		FAILED=1
-	fi
-}
-
-# median FILE COLUMN: the median of that column of FILE, or "fail".
-median() {
-	if [ ! -s "$1" ]; then echo fail; return; fi
-	awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '{ a[NR] = $1 }
-		END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+	sample_into "$S/$name" "$name" "$@"
 }
 
 # scaled FILE COLUMN DIVISOR: the median divided (ns -> us, ...), or "fail".
@@ -132,8 +107,6 @@ spread() {
 	awk -v c="$2" -v d="$3" 'NR == 1 || $c < lo { lo = $c } NR == 1 || $c > hi { hi = $c }
 		END { printf "%.1f–%.1f", lo / d, hi / d }' "$1"
 }
-
-nfail() { [ -e "$1.fail" ] && wc -l < "$1.fail" | tr -d ' ' || echo 0; }
 
 # The kernel-assist warning's reason if a run of NAME fell back, else "".
 fell_back() {

@@ -291,6 +291,19 @@ static struct p *pidleget(void)
 }
 
 /* sysmon, with every P idle: sleep until one gets busy.  false if one is. */
+/* sched.lock held.  Takes pp itself off the idle list; false if not on it. */
+static bool pidleremove(struct p *pp)
+{
+	for (struct p **link = &sched.pidle; *link; link = &(*link)->link) {
+		if (*link == pp) {
+			*link = pp->link;
+			atomic_fetch_sub(&sched.npidle, 1);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* sched.lock held.  Is an idle P holding work (stranded by a failed startm)? */
 static bool idle_p_with_work(void)
 {
@@ -759,16 +772,8 @@ bool restart_stranded(struct p *pp, int64_t now)
 	if (atomic_load(&pp->status) != P_IDLE || runqempty(pp) ||
 	    now - atomic_load(&sched.mfail_last) < MFAIL_RETRY_NS)
 		return false;
-	bool took = false;
 	rt_lock(&sched.lock);
-	for (struct p **link = &sched.pidle; *link; link = &(*link)->link) {
-		if (*link == pp) {
-			*link = pp->link;
-			atomic_fetch_sub(&sched.npidle, 1);
-			took = true;
-			break;
-		}
-	}
+	bool took = pidleremove(pp);
 	rt_unlock(&sched.lock);
 	if (took)
 		startm(pp, false);
@@ -1989,18 +1994,9 @@ __attribute__((constructor(101))) static void runtime_init(void)
 	if (on_main) {
 		acquirep(allp[0]);
 		owner_count(allp[0]->ncreated, 1); /* G1 */
-		struct p *pp;
 		/* P0 is ours: take it off the idle list procresize built. */
 		rt_lock(&sched.lock);
-		struct p **link = &sched.pidle;
-		while ((pp = *link)) {
-			if (pp == allp[0]) {
-				*link = pp->link;
-				atomic_fetch_sub(&sched.npidle, 1);
-				break;
-			}
-			link = &pp->link;
-		}
+		pidleremove(allp[0]);
 		rt_unlock(&sched.lock);
 		rt_exit(); /* main() runs goroutine code */
 	}

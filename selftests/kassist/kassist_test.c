@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "kassist.h"
+#include "task_state.h"
 
 #define MS (1000 * 1000LL)
 #define WARN_HEAD "gmprt: warning: kernel assist unavailable ("
@@ -93,24 +94,6 @@ static void sleep_ns(int64_t ns)
 static int gettid_(void)
 {
 	return (int)syscall(SYS_gettid);
-}
-
-/* The scheduler state letter of a task (field 3 of its stat file). */
-static char task_state(int pid, int tid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	f = fopen(path, "r");
-	if (!f)
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
 }
 
 /* Poll until the task sleeps in the kernel ('S'), for up to 5 s. */

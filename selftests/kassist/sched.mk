@@ -15,7 +15,7 @@ sched_mk_saved_goal := $(.DEFAULT_GOAL)
 SCHED_TEST := $(B)/selftests/kassist/sched_test
 SCHED_TEST_SRCS := $(wildcard selftests/kassist/sched_*.c)
 
-$(SCHED_TEST): $(SCHED_TEST_SRCS) runtime/include/gmprt.h $(LIB_SO)
+$(SCHED_TEST): $(SCHED_TEST_SRCS) selftests/kassist/task_state.h runtime/include/gmprt.h $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(SCHED_TEST_SRCS) -o $@ -L$(B) -lgmprt $(USE_RPATH) $(LDFLAGS_SAN)
 

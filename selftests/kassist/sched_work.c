@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "task_state.h"
+
 #define MS (1000 * 1000LL)
 
 int sched_work_main(int argc, char **argv);
@@ -67,24 +69,6 @@ static int tid_self(void)
 	return (int)syscall(SYS_gettid);
 }
 
-/* Field 3 of /proc/self/task/TID/stat: R, S, D, ... ('?' if unreadable). */
-static char task_state(int tid)
-{
-	char path[64], buf[512], *p;
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	f = fopen(path, "re");
-	if (!f)
-		return '?';
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
-}
-
 /* Threads: from /proc/self/status, or -1. */
 static int thread_count(void)
 {
@@ -105,7 +89,7 @@ static int thread_count(void)
 static bool wait_task_sleeping(int tid, int64_t timeout_ns)
 {
 	for (int64_t end = gmp_now() + timeout_ns; gmp_now() < end; gmp_sleep(MS / 2))
-		if (task_state(tid) == 'S')
+		if (task_state(getpid(), tid) == 'S')
 			return true;
 	return false;
 }
