@@ -346,7 +346,7 @@ GMP_API void gmp_chan_free(gmp_chan *c)
 	if (!c)
 		return;
 	rt_lock(&c->lock);
-	bool waiters = c->recvq.first || c->sendq.first;
+	bool waiters = waitq_first(&c->recvq) || waitq_first(&c->sendq);
 	rt_unlock(&c->lock);
 	if (waiters)
 		fatal("free of channel with waiting goroutines");

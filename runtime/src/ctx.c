@@ -24,8 +24,8 @@
  *     list, even after the user released the parent), and one held by an
  *     armed timer (dropped by the callback, or by whoever deletes it before
  *     it fires).  The object is freed when the count reaches zero.
- *   - child->parent never changes after creation; child->linked (on the
- *     parent's children list) is guarded by the parent's lock.  A parent
+ *   - child->parent never changes after creation; child->sib (its link on
+ *     the parent's children list) is guarded by the parent's lock.  A parent
  *     that cancels unlinks all its children.
  *   - The background context is a static object with no lock traffic: it is
  *     never cancelled, has no children list (its children are roots) and
@@ -45,14 +45,13 @@ struct gmp_ctx {
 	_Atomic int32_t refs;
 	_Atomic bool detached;		/* has left its parent (atomic: exactly once) */
 	bool is_background;
-	bool linked;			/* on parent->children; guarded by parent->lock */
 	bool timer_armed;		/* timer added and not yet fired or being deleted */
 	int64_t deadline;		/* INT64_MAX: none; inherited from the parent */
 	struct gmp_ctx *parent;		/* holds a reference until detach; NULL for roots */
-	struct gmp_ctx *children;	/* first child */
-	struct gmp_ctx *sib_next, *sib_prev; /* in parent->children; parent->lock */
+	struct dlist children;		/* of sib links, newest first */
+	struct dlink sib;		/* in parent->children; parent->lock */
 	struct gmp_ctx *cancel_next;	/* next up the path of the cancel walking it */
-	struct ctx_waiter *watchers;	/* first watcher */
+	struct dlist watchers;		/* of ctx_waiter links, newest first */
 	_Atomic(gmp_chan *) done;	/* NULL until asked for */
 	struct timer timer;
 };
@@ -93,40 +92,22 @@ static void ctx_unref(gmp_ctx *c)
 
 static void child_link(gmp_ctx *parent, gmp_ctx *child)
 {
-	child->sib_prev = NULL;
-	child->sib_next = parent->children;
-	if (parent->children)
-		parent->children->sib_prev = child;
-	parent->children = child;
-	child->linked = true;
+	dlist_push_front(&parent->children, &child->sib);
 }
 
 static void child_unlink(gmp_ctx *parent, gmp_ctx *child)
 {
-	if (child->sib_prev)
-		child->sib_prev->sib_next = child->sib_next;
-	else
-		parent->children = child->sib_next;
-	if (child->sib_next)
-		child->sib_next->sib_prev = child->sib_prev;
-	child->sib_next = child->sib_prev = NULL;
-	child->linked = false;
+	dlist_remove(&parent->children, &child->sib);
 }
 
-static bool watcher_queued(gmp_ctx *c, struct ctx_waiter *w)
+static gmp_ctx *first_child(gmp_ctx *parent)
 {
-	return w->prev != NULL || c->watchers == w;
+	return parent->children.first ? dlist_entry(parent->children.first, gmp_ctx, sib) : NULL;
 }
 
-static void watcher_unlink(gmp_ctx *c, struct ctx_waiter *w)
+static struct ctx_waiter *first_watcher(gmp_ctx *c)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		c->watchers = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	w->next = w->prev = NULL;
+	return c->watchers.first ? dlist_entry(c->watchers.first, struct ctx_waiter, link) : NULL;
 }
 
 /* ---- cancellation ------------------------------------------------------- */
@@ -136,8 +117,8 @@ static void watcher_unlink(gmp_ctx *c, struct ctx_waiter *w)
 static void fire_watchers(gmp_ctx *c)
 {
 	struct ctx_waiter *w;
-	while ((w = c->watchers) != NULL) {
-		watcher_unlink(c, w);
+	while ((w = first_watcher(c)) != NULL) {
+		dlist_remove(&c->watchers, &w->link);
 		w->fn(w);
 	}
 }
@@ -168,7 +149,7 @@ static void cancel_tree_locked(gmp_ctx *c, int err)
 	c->cancel_next = NULL;
 	gmp_ctx *top = c;
 	while (top) {
-		gmp_ctx *child = top->children;
+		gmp_ctx *child = first_child(top);
 		if (!child) {		/* top's subtree is done: pop it */
 			gmp_ctx *finished = top;
 			top = top->cancel_next;
@@ -215,7 +196,7 @@ static void ctx_detach(gmp_ctx *c)
 	if (!parent || atomic_exchange_explicit(&c->detached, true, memory_order_acq_rel))
 		return;
 	rt_lock(&parent->lock);
-	if (c->linked)
+	if (dlist_linked(&parent->children, &c->sib))
 		child_unlink(parent, c);
 	rt_unlock(&parent->lock);
 	ctx_unref(parent);
@@ -386,17 +367,13 @@ GMP_API gmp_chan *gmp_ctx_done(gmp_ctx *c)
  * is never cancelled: w is accepted and never runs. */
 bool ctx_watch(gmp_ctx *c, struct ctx_waiter *w)
 {
-	w->next = w->prev = NULL;
+	w->link = (struct dlink){ NULL, NULL };
 	if (!c || c->is_background)
 		return true;
 	rt_lock(&c->lock);
 	bool live = atomic_load_explicit(&c->err, memory_order_relaxed) == 0;
-	if (live) {
-		w->next = c->watchers;
-		if (c->watchers)
-			c->watchers->prev = w;
-		c->watchers = w;
-	}
+	if (live)
+		dlist_push_front(&c->watchers, &w->link);
 	rt_unlock(&c->lock);
 	return live;
 }
@@ -407,7 +384,7 @@ void ctx_unwatch(gmp_ctx *c, struct ctx_waiter *w)
 	if (!c || c->is_background)
 		return;
 	rt_lock(&c->lock);
-	if (watcher_queued(c, w))
-		watcher_unlink(c, w);
+	if (dlist_linked(&c->watchers, &w->link))
+		dlist_remove(&c->watchers, &w->link);
 	rt_unlock(&c->lock);
 }

@@ -96,18 +96,14 @@ struct pdesc;
 struct io_waiter {
 	struct g *g;
 	struct pdesc *pd;
-	struct io_waiter *next, *prev;
+	struct dlink link;	/* on pd->q[mode] while queued; under pd->lock */
 	enum io_mode mode;
-	bool queued;		/* on pd->q[mode]; under pd->lock */
 	bool cancelled;		/* its context fired; under pd->lock */
 	int result;		/* set by the waker: 0 ready, -EBADF closed, -ECANCELED */
 	gmp_ctx *ctx;		/* watched, or NULL */
 	struct ctx_waiter cw;
 };
 
-struct io_queue {
-	struct io_waiter *first, *last;
-};
 
 struct pdesc {
 	struct rt_lock lock;		/* guards q[] and registered */
@@ -116,7 +112,7 @@ struct pdesc {
 	_Atomic uint8_t kind;		/* enum fd_kind */
 	bool registered;		/* we added fd to epoll and have not removed it */
 	int fd;
-	struct io_queue q[2];		/* indexed by enum io_mode */
+	struct dlist q[2];		/* of io_waiter links, indexed by enum io_mode */
 } __attribute__((aligned(CACHELINE)));
 
 struct pd_dir {
@@ -268,39 +264,23 @@ static void goready_list(struct g *gp)
 	}
 }
 
-static void queue_push(struct io_queue *q, struct io_waiter *w)
+static void queue_push(struct dlist *q, struct io_waiter *w)
 {
-	w->next = NULL;
-	w->prev = q->last;
-	if (q->last)
-		q->last->next = w;
-	else
-		q->first = w;
-	q->last = w;
-	w->queued = true;
+	dlist_push_back(q, &w->link);
 	atomic_fetch_add_explicit(&nwaiters, 1, memory_order_relaxed);
 }
 
-static void queue_remove(struct io_queue *q, struct io_waiter *w)
+static void queue_remove(struct dlist *q, struct io_waiter *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		q->first = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		q->last = w->prev;
-	w->next = w->prev = NULL;
-	w->queued = false;
+	dlist_remove(q, &w->link);
 	atomic_fetch_sub_explicit(&nwaiters, 1, memory_order_relaxed);
 }
 
 /* Dequeues every waiter of q with the given result; their Gs go on ready. */
-static void queue_wake_all(struct io_queue *q, int result, struct glist *ready)
+static void queue_wake_all(struct dlist *q, int result, struct glist *ready)
 {
-	struct io_waiter *w;
-	while ((w = q->first) != NULL) {
+	while (q->first) {
+		struct io_waiter *w = dlist_entry(q->first, struct io_waiter, link);
 		queue_remove(q, w);
 		w->result = result;
 		glist_push(ready, w->g);
@@ -459,7 +439,7 @@ static void io_ctx_fired(struct ctx_waiter *cw)
 	struct g *gp = NULL;
 	rt_lock(&pd->lock);
 	w->cancelled = true;
-	if (w->queued) {
+	if (dlist_linked(&pd->q[w->mode], &w->link)) {
 		queue_remove(&pd->q[w->mode], w);
 		w->result = -ECANCELED;
 		gp = w->g;

@@ -311,13 +311,66 @@ bool thread_sleeping(int32_t tid);		/* /proc says asleep in the kernel (sysmon.c
 void preempt_request(struct m *mp);		/* ask mp to preempt its goroutine (preempt.c) */
 void preempt_init(void);
 
+/* An intrusive doubly-linked list: the one shape of the runtime's queues of
+ * waiters (sudogs, I/O waiters, context watchers and children).  Elements
+ * embed a struct dlink, zeroed while unlinked; dlist_entry gets back the
+ * element.  The owner's lock guards each list. */
+struct dlink {
+	struct dlink *next, *prev;
+};
+struct dlist {
+	struct dlink *first, *last;
+};
+#define dlist_entry(link, type, member) ((type *)((char *)(link) - offsetof(type, member)))
+
+static inline void dlist_push_back(struct dlist *l, struct dlink *e)
+{
+	e->next = NULL;
+	e->prev = l->last;
+	if (l->last)
+		l->last->next = e;
+	else
+		l->first = e;
+	l->last = e;
+}
+
+static inline void dlist_push_front(struct dlist *l, struct dlink *e)
+{
+	e->prev = NULL;
+	e->next = l->first;
+	if (l->first)
+		l->first->prev = e;
+	else
+		l->last = e;
+	l->first = e;
+}
+
+static inline bool dlist_linked(const struct dlist *l, const struct dlink *e)
+{
+	return e->prev != NULL || l->first == e;
+}
+
+/* e must be on l. */
+static inline void dlist_remove(struct dlist *l, struct dlink *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		l->first = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		l->last = e->prev;
+	e->next = e->prev = NULL;
+}
+
 /* Wait queues of parked goroutines, shared by channels and sync (Go's
  * sudog and waitq).  A sudog usually lives on the waiting G's stack; the
  * object's own lock guards the queue.  A select puts one sudog per case on
  * several queues; the first waker to win the CAS on g->selectdone takes it. */
 struct sudog {
 	struct g *g;
-	struct sudog *next, *prev;
+	struct dlink link;	/* on a waitq */
 	void *elem;		/* data to send, or where to receive */
 	void *obj;		/* the channel (or sync object) waited on */
 	int32_t case_index;	/* select: which case this sudog stands for */
@@ -327,33 +380,29 @@ struct sudog {
 };
 
 struct waitq {
-	struct sudog *first, *last;
+	struct dlist l;
 };
+
+static inline struct sudog *waitq_first(const struct waitq *q)
+{
+	return q->l.first ? dlist_entry(q->l.first, struct sudog, link) : NULL;
+}
+
+static inline struct sudog *waitq_next(const struct sudog *s)
+{
+	return s->link.next ? dlist_entry(s->link.next, struct sudog, link) : NULL;
+}
 
 static inline void waitq_enqueue(struct waitq *q, struct sudog *s)
 {
-	s->next = NULL;
-	s->prev = q->last;
-	if (q->last)
-		q->last->next = s;
-	else
-		q->first = s;
-	q->last = s;
+	dlist_push_back(&q->l, &s->link);
 }
 
+/* Does nothing if s is not queued on q. */
 static inline void waitq_remove(struct waitq *q, struct sudog *s)
 {
-	if (s->prev)
-		s->prev->next = s->next;
-	else if (q->first == s)
-		q->first = s->next;
-	else
-		return; /* not queued */
-	if (s->next)
-		s->next->prev = s->prev;
-	else
-		q->last = s->prev;
-	s->next = s->prev = NULL;
+	if (dlist_linked(&q->l, &s->link))
+		dlist_remove(&q->l, &s->link);
 }
 
 /* The first waiter that can still be woken; select sudogs whose select has
@@ -361,10 +410,10 @@ static inline void waitq_remove(struct waitq *q, struct sudog *s)
 static inline struct sudog *waitq_dequeue(struct waitq *q)
 {
 	for (;;) {
-		struct sudog *s = q->first;
+		struct sudog *s = waitq_first(q);
 		if (!s)
 			return NULL;
-		waitq_remove(q, s);
+		dlist_remove(&q->l, &s->link);
 		if (s->is_select) {
 			uint32_t zero = 0;
 			if (!atomic_compare_exchange_strong(&s->g->selectdone, &zero, 1))
@@ -430,7 +479,7 @@ void timers_move(struct p *from, struct p *to);	/* world stopped */
 struct ctx_waiter {
 	void (*fn)(struct ctx_waiter *w);
 	void *arg;
-	struct ctx_waiter *next, *prev;
+	struct dlink link;	/* on the context's watchers */
 };
 bool ctx_watch(gmp_ctx *ctx, struct ctx_waiter *w);	/* false: already cancelled, fn not called */
 void ctx_unwatch(gmp_ctx *ctx, struct ctx_waiter *w);	/* afterwards fn is not running and never will */

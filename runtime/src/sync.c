@@ -45,13 +45,7 @@ struct sema {
 /* Puts s at the head of q, for waiters that should be served first. */
 static void waitq_push_front(struct waitq *q, struct sudog *s)
 {
-	s->prev = NULL;
-	s->next = q->first;
-	if (q->first)
-		q->first->prev = s;
-	else
-		q->last = s;
-	q->first = s;
+	dlist_push_front(&q->l, &s->link);
 }
 
 /* Takes a token if one is there, without waiting. */
@@ -421,7 +415,7 @@ GMP_API void gmp_cond_wait(gmp_cond *cv, gmp_mutex *mu)
 /* Unlinks the waiter holding ticket t, if it has queued yet. */
 static struct sudog *cond_take_ticket(struct cond_impl *c, uint32_t t)
 {
-	for (struct sudog *s = c->q.first; s; s = s->next) {
+	for (struct sudog *s = waitq_first(&c->q); s; s = waitq_next(s)) {
 		if ((uint32_t)s->ticket == t) {
 			waitq_remove(&c->q, s);
 			return s;
@@ -459,11 +453,11 @@ GMP_API void gmp_cond_broadcast(gmp_cond *cv)
 	rt_lock(&c->lock);
 	atomic_store_explicit(&c->notify, atomic_load_explicit(&c->wait, memory_order_acquire),
 			      memory_order_relaxed);
-	struct sudog *s = c->q.first;
-	c->q.first = c->q.last = NULL;
+	struct sudog *s = waitq_first(&c->q);
+	c->q.l = (struct dlist){ NULL, NULL };
 	rt_unlock(&c->lock);
 	while (s) {
-		struct sudog *next = s->next;	/* read before s's owner runs again */
+		struct sudog *next = waitq_next(s);	/* read before s's owner runs again */
 		goready(s->g);
 		s = next;
 	}
