@@ -246,7 +246,6 @@ struct sched {
 	int32_t nmidle, nmidlelocked, mcount, mnext;
 	struct p *pidle;
 	struct g *runqhead, *runqtail;	/* global run queue */
-	int64_t runqsize_locked;
 	struct rt_lock gflock;		/* guards the global free lists */
 	struct g *gfree_warm;		/* free Gs whose stacks are still committed */
 	struct g *gfree_cold;		/* free Gs whose stacks were trimmed */
