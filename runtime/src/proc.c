@@ -1609,8 +1609,10 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 
 /* The running goroutine gives up its P's time: to the tail of the local
  * queue (gmp_yield), or of the global queue (to_global: a spawner that
- * outruns its Ps, so that it waits behind the backlog it made).  Returns at
- * once when nothing else could run. */
+ * outruns its Ps, so that it waits behind the backlog it made; and a yield
+ * that finds only global work, which from the local tail it would never let
+ * run, as Go's Gosched always queues globally).  Returns at once when
+ * nothing else could run. */
 static void gosched(bool to_global)
 {
 	struct g *gp = getg();
@@ -1620,11 +1622,13 @@ static void gosched(bool to_global)
 	}
 	struct m *mp = rt_enter();
 	struct p *pp = mp->p;
-	if (runqempty(pp) && atomic_load_explicit(&sched.runqsize, memory_order_relaxed) == 0 &&
-	    !has_timers(pp)) {
+	bool local = !runqempty(pp);
+	bool global = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
+	if (!local && !global && !has_timers(pp)) {
 		rt_exit();
 		return; /* nothing else to run here */
 	}
+	to_global |= !local && global;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (mp->lockedg || to_global) {
 		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
