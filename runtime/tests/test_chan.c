@@ -80,9 +80,16 @@ TEST_OPTS(unbuffered_receiver_first, .env = "GMP_MAXPROCS=1")
 	gmp_chan *out = gmp_chan_make(2 * sizeof(long), 1);
 	struct recv_arg a = { c, out };
 	go(recv_forward, &a);
-	settle(); /* receiver parked */
+	settle();
 	long v = 42;
-	CHECK_EQ(gmp_chan_trysend(c, &v), 0); /* hands off to the parked receiver */
+	/* Hands off to the parked receiver.  Its thread may still be on its way
+	 * there (under a sanitizer, blocked in the kernel long enough to lose
+	 * the P), so give it a few seconds rather than a count of yields. */
+	int r;
+	int64_t give_up = gmp_now() + 5000 * MS;
+	while ((r = gmp_chan_trysend(c, &v)) == -EAGAIN && gmp_now() < give_up)
+		gmp_sleep(MS);
+	CHECK_EQ(r, 0);
 	CHECK_EQ(gmp_chan_trysend(c, &v), -EAGAIN);
 	long res[2];
 	CHECK_EQ(gmp_chan_recv(out, res), 1);
