@@ -64,7 +64,6 @@ static int32_t nstealorder;
 static _Atomic bool sysmon_running;
 
 enum {
-	GFREE_LOCAL_MAX = 64,	/* per-P free Gs before spilling half */
 	GFREE_WARM_MAX = 1024,	/* idle global free Gs kept with committed stacks */
 	M_STACK = 512 << 10,	/* thread stack of gmprt's Ms (their g0) */
 	G0_STACK = 256 << 10,	/* mapped g0 stack for the main thread */
@@ -881,17 +880,15 @@ void handoffp(struct p *pp)
 static void gfput_nostack(struct g *gp)
 {
 	rt_lock(&sched.gflock);
-	gp->schedlink = sched.gfree_nostack;
-	sched.gfree_nostack = gp;
+	gring_push(&sched.gfree_nostack, gp);
 	rt_unlock(&sched.gflock);
 }
 
 static struct g *gfget_nostack(void)
 {
+	struct g *gp = NULL;
 	rt_lock(&sched.gflock);
-	struct g *gp = sched.gfree_nostack;
-	if (gp)
-		sched.gfree_nostack = gp->schedlink;
+	gring_take_back(&sched.gfree_nostack, &gp, 1);
 	rt_unlock(&sched.gflock);
 	return gp;
 }
@@ -903,39 +900,34 @@ static struct g *gfget_nostack(void)
  * Trimming here, not in gfput, keeps a spawn/exit churn free of syscalls. */
 void gfree_trim(void)
 {
-	rt_lock(&sched.gflock);
-	int32_t idle = sched.minfree_warm;
-	sched.minfree_warm = sched.ngfree_warm;
-	int32_t excess = idle - GFREE_WARM_MAX;
-	if (excess <= 0) {
-		rt_unlock(&sched.gflock);
-		return;
-	}
-	/* The list is LIFO: the last `excess` entries are the oldest. */
-	struct g **link = &sched.gfree_warm;
-	for (int32_t i = sched.ngfree_warm - excess; i > 0; i--)
-		link = &(*link)->schedlink;
-	struct g *old = *link;
-	*link = NULL;
-	sched.ngfree_warm -= excess;
-	sched.minfree_warm = sched.ngfree_warm;
-	rt_unlock(&sched.gflock);
-
 	enum { BATCH = 256 };
-	while (old) {
+	rt_lock(&sched.gflock);
+	int64_t excess = (int64_t)sched.minfree_warm - GFREE_WARM_MAX;
+	sched.minfree_warm = sched.gfree_warm.len;
+	while (excess > 0) {
+		struct g *old[BATCH];
 		struct stack *sts[BATCH];
-		struct g *first = old, *last = old;
-		int n = 0;
-		for (; old && n < BATCH; n++, old = old->schedlink) {
-			sts[n] = &old->stack;
-			last = old;
-		}
-		stack_trim_batch(sts, n);
-		rt_lock(&sched.gflock);
-		last->schedlink = sched.gfree_cold;
-		sched.gfree_cold = first;
+		uint32_t n = gring_take_front(&sched.gfree_warm, old, excess < BATCH ? excess : BATCH);
+		sched.minfree_warm = sched.gfree_warm.len;
 		rt_unlock(&sched.gflock);
+		for (uint32_t i = 0; i < n; i++)
+			sts[i] = &old[i]->stack;
+		stack_trim_batch(sts, (int)n);
+		rt_lock(&sched.gflock);
+		gring_push_n(&sched.gfree_cold, old, n);
+		excess -= BATCH;
 	}
+	rt_unlock(&sched.gflock);
+}
+
+/* Moves the oldest n of pp's free Gs to the global warm list. */
+static void gfspill(struct p *pp, int32_t n)
+{
+	rt_lock(&sched.gflock);
+	gring_push_n(&sched.gfree_warm, pp->gfree, (uint32_t)n);
+	rt_unlock(&sched.gflock);
+	pp->ngfree -= n;
+	memmove(pp->gfree, pp->gfree + n, (size_t)pp->ngfree * sizeof(pp->gfree[0]));
 }
 
 void gfput(struct p *pp, struct g *gp)
@@ -945,51 +937,33 @@ void gfput(struct p *pp, struct g *gp)
 		gfput_nostack(gp);
 		return;
 	}
-	gp->schedlink = pp->gfree;
-	pp->gfree = gp;
-	if (++pp->ngfree < GFREE_LOCAL_MAX)
-		return;
-	/* Spill half to the global list (gfree_trim gives pages back later). */
+	pp->gfree[pp->ngfree++] = gp;
+	if (pp->ngfree == GFREE_LOCAL_MAX)
+		gfspill(pp, GFREE_LOCAL_MAX / 2);
+}
+
+/* Refills pp's free Gs from the global lists, warm ones first. */
+static void gfrefill(struct p *pp)
+{
 	rt_lock(&sched.gflock);
-	while (pp->ngfree > GFREE_LOCAL_MAX / 2) {
-		struct g *g2 = pp->gfree;
-		pp->gfree = g2->schedlink;
-		pp->ngfree--;
-		g2->schedlink = sched.gfree_warm;
-		sched.gfree_warm = g2;
-		sched.ngfree_warm++;
-	}
+	uint32_t n = gring_take_back(&sched.gfree_warm, pp->gfree, GFREE_LOCAL_MAX / 2);
+	if (sched.gfree_warm.len < sched.minfree_warm)
+		sched.minfree_warm = sched.gfree_warm.len;
+	if (n == 0)
+		n = gring_take_back(&sched.gfree_cold, pp->gfree, GFREE_LOCAL_MAX / 2);
 	rt_unlock(&sched.gflock);
+	pp->ngfree = (int32_t)n;
 }
 
 /* A free G with a default-size stack, or NULL. */
 static struct g *gfget(struct p *pp)
 {
-	if (!pp->gfree) {
-		rt_lock(&sched.gflock);
-		while (pp->ngfree < GFREE_LOCAL_MAX / 2 && (sched.gfree_warm || sched.gfree_cold)) {
-			struct g *g2;
-			if (sched.gfree_warm) {
-				g2 = sched.gfree_warm;
-				sched.gfree_warm = g2->schedlink;
-				if (--sched.ngfree_warm < sched.minfree_warm)
-					sched.minfree_warm = sched.ngfree_warm;
-			} else {
-				g2 = sched.gfree_cold;
-				sched.gfree_cold = g2->schedlink;
-			}
-			g2->schedlink = pp->gfree;
-			pp->gfree = g2;
-			pp->ngfree++;
-		}
-		rt_unlock(&sched.gflock);
-		if (!pp->gfree)
+	if (!pp->ngfree) {
+		gfrefill(pp);
+		if (!pp->ngfree)
 			return NULL;
 	}
-	struct g *gp = pp->gfree;
-	pp->gfree = gp->schedlink;
-	pp->ngfree--;
-	return gp;
+	return pp->gfree[--pp->ngfree];
 }
 
 static struct g *galloc(void)
@@ -1035,10 +1009,7 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 	san_stack_reuse(gp);
 	gp->sp = gmprt_stack_init(gp->stack.hi);
 	gp->lockedm = NULL;
-	gp->waitreason = NULL;
-	gp->name = NULL;
 	gp->m = NULL;
-	gp->asan_fake_stack = NULL;
 	return gp;
 }
 
@@ -1079,14 +1050,14 @@ void injectglist(struct g *list)
 		return;
 	}
 	int32_t n = 0;
-	struct g *tail = list;
-	for (struct g *gp = list; gp; gp = gp->schedlink) {
-		atomic_store(&gp->status, G_RUNNABLE);
-		tail = gp;
+	rt_lock(&sched.lock);
+	while (list) {
+		struct g *next = list->schedlink;
+		atomic_store(&list->status, G_RUNNABLE);
+		globrunqput(list);
+		list = next;
 		n++;
 	}
-	rt_lock(&sched.lock);
-	globrunqputbatch(list, tail, n);
 	rt_unlock(&sched.lock);
 	for (; n > 0 && atomic_load(&sched.npidle) > 0; n--)
 		startm(NULL, false);
@@ -1566,7 +1537,9 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 		rt_exit();
 		return err;
 	}
-	gp->name = opts ? opts->name : NULL;
+	const char *name = opts ? opts->name : NULL;
+	if (gp->name != name) /* a reused G: keep its second line unwritten */
+		gp->name = name;
 	if (pp) {
 		gp->goid = newgoid(pp);
 		owner_count(pp->ncreated, 1);
@@ -1789,15 +1762,7 @@ static void p_destroy(struct p *pp)
 		globrunqput(gp);
 	rt_unlock(&sched.lock);
 	timers_move(pp, allp[0]);
-	rt_lock(&sched.gflock);
-	while ((gp = pp->gfree)) {
-		pp->gfree = gp->schedlink;
-		gp->schedlink = sched.gfree_warm;
-		sched.gfree_warm = gp;
-		sched.ngfree_warm++;
-	}
-	pp->ngfree = 0;
-	rt_unlock(&sched.gflock);
+	gfspill(pp, pp->ngfree);
 	atomic_store(&pp->status, P_DEAD);
 }
 

@@ -14,12 +14,68 @@
  * one batch (runqputslow).  A thief takes half of a victim's ring
  * (runqgrab), and the victim's runnext only when told to.
  *
- * Global queue: a list guarded by sched.lock; sched.runqsize mirrors its
- * length so that a P can see it is empty without taking the lock.
+ * Global queue: a gring (below) guarded by sched.lock; sched.runqsize
+ * mirrors its length so that a P can see it is empty without taking the
+ * lock.
  */
 #include "runtime.h"
 
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- gring: a growable ring of G pointers ---------------------------------- */
+
+static void gring_grow(struct gring *r, uint32_t need)
+{
+	uint32_t cap = r->cap ? r->cap : 64;
+	while (cap < need) {
+		if (cap > UINT32_MAX / 2)
+			fatal_nodump("run queue of %u goroutines overflows", need);
+		cap *= 2;
+	}
+	struct g **buf = malloc((size_t)cap * sizeof(*buf));
+	if (!buf)
+		fatal_nodump("out of memory growing a queue to %u goroutines", cap);
+	for (uint32_t i = 0; i < r->len; i++)
+		buf[i] = r->buf[(r->head + i) & (r->cap - 1)];
+	free(r->buf);
+	r->buf = buf;
+	r->cap = cap;
+	r->head = 0;
+}
+
+void gring_push_n(struct gring *r, struct g *const *gs, uint32_t n)
+{
+	if (r->len + n > r->cap)
+		gring_grow(r, r->len + n);
+	uint32_t tail = r->head + r->len;
+	for (uint32_t i = 0; i < n; i++)
+		r->buf[(tail + i) & (r->cap - 1)] = gs[i];
+	r->len += n;
+}
+
+uint32_t gring_take_front(struct gring *r, struct g **out, uint32_t max)
+{
+	uint32_t n = r->len < max ? r->len : max;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = r->buf[(r->head + i) & (r->cap - 1)];
+	r->head = (r->head + n) & (r->cap ? r->cap - 1 : 0);
+	r->len -= n;
+	return n;
+}
+
+uint32_t gring_take_back(struct gring *r, struct g **out, uint32_t max)
+{
+	uint32_t n = r->len < max ? r->len : max;
+	r->len -= n;
+	uint32_t from = r->head + r->len;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = r->buf[(from + i) & (r->cap - 1)];
+	return n;
+}
+
+/* ---- local run queues -------------------------------------------------------- */
 
 /* Ring slots are read racily by thieves, who then validate with a CAS on
  * runqhead: relaxed atomics say so (and keep TSan informed). */
@@ -43,11 +99,8 @@ static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail
 						     memory_order_release, memory_order_relaxed))
 		return false;
 	batch[n] = gp;
-	for (uint32_t i = 0; i < n; i++)
-		batch[i]->schedlink = batch[i + 1];
-	gp->schedlink = NULL;
 	rt_lock(&sched.lock);
-	globrunqputbatch(batch[0], gp, (int32_t)n + 1);
+	globrunqputbatch(batch, n + 1);
 	rt_unlock(&sched.lock);
 	return true;
 }
@@ -193,20 +246,16 @@ struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext)
 	return batch[0];
 }
 
+/* ---- the global run queue ----------------------------------------------------- */
+
 void globrunqput(struct g *gp)
 {
-	gp->schedlink = NULL;
-	globrunqputbatch(gp, gp, 1);
+	globrunqputbatch(&gp, 1);
 }
 
-void globrunqputbatch(struct g *head, struct g *tail, int32_t n)
+void globrunqputbatch(struct g *const *gs, uint32_t n)
 {
-	tail->schedlink = NULL;
-	if (sched.runqtail)
-		sched.runqtail->schedlink = head;
-	else
-		sched.runqhead = head;
-	sched.runqtail = tail;
+	gring_push_n(&sched.runq, gs, n);
 	atomic_fetch_add_explicit(&sched.runqsize, n, memory_order_relaxed);
 }
 
@@ -225,15 +274,10 @@ struct g *globrunqget(struct p *pp, int32_t max)
 		n = max;
 	if (n > RUNQ_SIZE / 2)
 		n = RUNQ_SIZE / 2;
+	struct g *batch[RUNQ_SIZE / 2];
+	n = gring_take_front(&sched.runq, batch, (uint32_t)n);
 	atomic_fetch_sub_explicit(&sched.runqsize, n, memory_order_relaxed);
-	struct g *gp = sched.runqhead;
-	sched.runqhead = gp->schedlink;
-	for (int64_t i = 1; i < n; i++) {
-		struct g *g1 = sched.runqhead;
-		sched.runqhead = g1->schedlink;
-		runqput(pp, g1, false);
-	}
-	if (!sched.runqhead)
-		sched.runqtail = NULL;
-	return gp;
+	for (int64_t i = 1; i < n; i++)
+		runqput(pp, batch[i], false);
+	return batch[0];
 }

@@ -49,6 +49,7 @@
 enum {
 	MAXPROCS_LIMIT = 1024,	/* allp[] capacity */
 	RUNQ_SIZE = 256,	/* local run queue ring; a power of two */
+	GFREE_LOCAL_MAX = 64,	/* per-P free Gs before spilling half */
 	DEFAULT_STACK = 64 << 10,
 };
 
@@ -106,28 +107,39 @@ struct stack {
 struct m;
 struct p;
 
+/* Layout: the first cache line holds every field that a spawn, a switch and
+ * an exit write; the rest are read on those paths but written only when a
+ * goroutine parks, starts with a new stack or a name.  A G typically
+ * starts on one CPU and runs and dies on another (a thief's): each line
+ * written on both sides is a cache miss per goroutine. */
 struct g {
+	/* line 1: written on every spawn, switch and exit */
 	void *sp;			/* saved stack pointer while not running */
-	struct stack stack;
-	int64_t goid;
-	_Atomic int status;
+	struct g *schedlink;		/* run queue and free list link */
 	void (*fn)(void *);
 	void *arg;
 	struct m *m;			/* M running it, or NULL */
 	struct m *lockedm;		/* bound: runs only on this M */
-	struct g *schedlink;		/* run queue and free list link */
-	const char *waitreason;		/* what it is parked on, for dumps */
+	int64_t goid;
+	_Atomic int status;
+	uint32_t spawn_run;		/* goroutines it started since it last switched away */
+
+	/* read on the hot paths, written rarely */
+	struct stack stack __attribute__((aligned(CACHELINE)));
 	const char *name;
+	uint8_t adopted;		/* a foreign thread: never runs on a P */
+	uint8_t is_main;		/* goroutine 1 on the main thread's stack */
+
+	/* written when it parks */
+	const char *waitreason;		/* what it is parked on, for dumps (status G_WAITING) */
 	int64_t waitsince;		/* gmp_now() when it parked */
 	void *param;			/* passed by the waker (e.g. the sudog that fired) */
 	_Atomic uint32_t selectdone;	/* a select's cases race for this */
 	_Atomic uint32_t wakeword;	/* adopted threads sleep on this futex */
-	uint32_t spawn_run;		/* goroutines it started since it last switched away */
-	uint8_t adopted;		/* a foreign thread: never runs on a P */
-	uint8_t is_main;		/* goroutine 1 on the main thread's stack */
 	void *tsan_fiber;
 	void *asan_fake_stack;
 };
+_Static_assert(offsetof(struct g, stack) == CACHELINE, "struct g: the hot fields fill line 1");
 
 /* ---- processors --------------------------------------------------------- */
 
@@ -165,9 +177,10 @@ struct p {
 	_Atomic(struct g *) runnext;
 	struct g *runq[RUNQ_SIZE];
 
-	/* free Gs with default-size stacks, and the goid batch */
-	struct g *gfree __attribute__((aligned(CACHELINE)));
-	int32_t ngfree;
+	/* free Gs with default-size stacks (a stack: the last is the warmest),
+	 * and the goid batch */
+	int32_t ngfree __attribute__((aligned(CACHELINE)));
+	struct g *gfree[GFREE_LOCAL_MAX];
 	int64_t goidcache, goidcacheend;
 	uint64_t rand_state;
 
@@ -240,18 +253,37 @@ struct m {
 
 /* ---- the scheduler's global state (proc.c) ------------------------------ */
 
+/* A growable ring of G pointers (runq.c): the global run queue (FIFO) and
+ * the global free lists (LIFO; trimming takes the oldest, at the front).
+ * Its owner's lock guards it.  It holds pointers rather than linking the
+ * Gs, so that moving a batch in or out touches no G: the Gs are usually in
+ * another CPU's cache, and walking a list of them is a chain of misses.
+ * Growing it when memory is exhausted is a fatal error. */
+struct gring {
+	struct g **buf;
+	uint32_t cap;		/* a power of two, or 0 */
+	uint32_t head;		/* index of the front */
+	uint32_t len;
+};
+void gring_push_n(struct gring *r, struct g *const *gs, uint32_t n);	/* at the back */
+uint32_t gring_take_front(struct gring *r, struct g **out, uint32_t max);
+uint32_t gring_take_back(struct gring *r, struct g **out, uint32_t max); /* keeps their order */
+static inline void gring_push(struct gring *r, struct g *gp)
+{
+	gring_push_n(r, &gp, 1);
+}
+
 struct sched {
 	struct rt_lock lock;		/* guards everything below up to "atomics" */
 	struct m *midle;
 	int32_t nmidle, nmidlelocked, mcount, mnext;
 	struct p *pidle;
-	struct g *runqhead, *runqtail;	/* global run queue */
+	struct gring runq;		/* global run queue */
 	struct rt_lock gflock;		/* guards the global free lists */
-	struct g *gfree_warm;		/* free Gs whose stacks are still committed */
-	struct g *gfree_cold;		/* free Gs whose stacks were trimmed */
-	struct g *gfree_nostack;	/* free Gs without a stack */
-	int32_t ngfree_warm;
-	int32_t minfree_warm;		/* low-water mark of ngfree_warm since the last trim */
+	struct gring gfree_warm;	/* free Gs whose stacks are still committed */
+	struct gring gfree_cold;	/* free Gs whose stacks were trimmed */
+	struct gring gfree_nostack;	/* free Gs without a stack */
+	uint32_t minfree_warm;		/* low-water mark of gfree_warm.len since the last trim */
 	struct rt_lock stwlock;		/* one stop of the world at a time */
 	int32_t stopwait;
 	struct note stopnote;
@@ -428,7 +460,7 @@ struct g *runqget(struct p *pp, bool *inherit);
 bool runqempty(struct p *pp);
 struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext);
 void globrunqput(struct g *gp);			/* sched.lock held */
-void globrunqputbatch(struct g *head, struct g *tail, int32_t n); /* sched.lock held */
+void globrunqputbatch(struct g *const *gs, uint32_t n); /* sched.lock held */
 struct g *globrunqget(struct p *pp, int32_t max); /* sched.lock held */
 void injectglist(struct g *list);		/* make a schedlink list runnable */
 void gfree_trim(void);				/* sysmon: give idle free stacks' pages back */

@@ -62,6 +62,7 @@ static inline void san_stack_reuse(struct g *gp)
 {
 #ifdef GMP_ASAN_ON
 	__asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
+	gp->asan_fake_stack = NULL;
 #endif
 	(void)gp;
 }
