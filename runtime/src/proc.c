@@ -1519,7 +1519,9 @@ static void gosched(bool to_global);
 
 static bool preempt_pending(struct m *mp)
 {
-	return !mp->adopted &&
+	/* A load first: the exchange is a locked instruction, paid only when
+	 * sysmon asked. */
+	return !mp->adopted && atomic_load_explicit(&mp->preempt_gen, memory_order_relaxed) &&
 	       atomic_exchange_explicit(&mp->preempt_gen, 0, memory_order_relaxed) != 0;
 }
 

@@ -5,7 +5,7 @@
  * Local queue (Go's runq): a 256-slot ring.  Only the owning P's M writes
  * runqtail (plain store-release); any M may advance runqhead with a CAS, which
  * is how thieves take work without a lock.  With GMP_MAXPROCS=1 there are no
- * thieves, and the owner takes from its ring and runnext with plain stores
+ * thieves, and the owner takes from its ring and swaps runnext with plain stores
  * (no_thieves).  runnext holds the G that the owner readied last (a woken
  * channel partner, a new goroutine): it runs next and inherits the current
  * time slice, so a producer/consumer pair stays on one P.
@@ -89,6 +89,16 @@ static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
 	__atomic_store_n(&pp->runq[i % RUNQ_SIZE], gp, __ATOMIC_RELAXED);
 }
 
+/* With one P there is nobody to steal from it: stealing runs only on an M
+ * that owns another P.  gomaxprocs changes only while the world is stopped,
+ * when no owner is inside these functions, so the owner may then take from
+ * its own queue, and replace runnext, without the locked instructions that
+ * arbitrate with thieves. */
+static inline bool no_thieves(void)
+{
+	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed) == 1;
+}
+
 static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
 {
 	struct g *batch[RUNQ_SIZE / 2 + 1];
@@ -112,13 +122,17 @@ void runqput(struct p *pp, struct g *gp, bool next)
 	if (next) {
 		/* Only the owner makes runnext non-NULL (thieves only empty it),
 		 * so an empty runnext stays empty until our store. */
-		if (!atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
+		struct g *old = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+		if (!old || no_thieves()) {
 			atomic_store_explicit(&pp->runnext, gp, memory_order_release);
-			return;
+			if (!old)
+				return;
+			gp = old;
+		} else {
+			gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
+			if (!gp)
+				return;
 		}
-		gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
-		if (!gp)
-			return;
 	}
 	for (;;) {
 		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
@@ -133,14 +147,6 @@ void runqput(struct p *pp, struct g *gp, bool next)
 	}
 }
 
-/* With one P there is nobody to steal from it: stealing runs only on an M
- * that owns another P.  gomaxprocs changes only while the world is stopped,
- * when no owner is inside these functions, so the owner may then take from
- * its own queue without the CAS that arbitrates with thieves. */
-static inline bool no_thieves(void)
-{
-	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed) == 1;
-}
 
 /* Takes the next G from pp's local queue; *inherit says it came from runnext
  * and should keep the current time slice.  Only pp's owner calls this. */

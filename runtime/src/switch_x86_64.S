@@ -55,10 +55,13 @@ gmprt_switch:
 	.cfi_endproc
 	.size gmprt_switch, .-gmprt_switch
 
-/* void *gmprt_stack_init(uintptr_t top): lays out a saved frame at the top
- * of a fresh stack whose return address is gmprt_gostart, and returns the sp
- * to switch to.  The 16 bytes above the frame are zero: the end of the chain
- * for debuggers. */
+/* void *gmprt_stack_init(uintptr_t top): lays out a saved frame in the top
+ * 64 bytes of a fresh stack (top rounded down to a cache line), whose
+ * return address is gmprt_gostart, and returns the sp to switch to.  Only
+ * the control words and the return address are written: the registers the
+ * frame restores are the new goroutine's to set, and gmprt_gostart clears
+ * rbp (the end of the frame chain).  One cache line is the whole cost: the
+ * stack is often in another CPU's cache, where its last goroutine ran. */
 	.globl gmprt_stack_init
 	.hidden gmprt_stack_init
 	.type gmprt_stack_init, @function
@@ -66,25 +69,15 @@ gmprt_switch:
 gmprt_stack_init:
 	.cfi_startproc
 	movq	%rdi, %rax
-	andq	$-16, %rax
-	xorl	%edx, %edx
-	movq	%rdx, -8(%rax)
-	movq	%rdx, -16(%rax)
+	andq	$-64, %rax
 	leaq	gmprt_gostart(%rip), %rcx
-	movq	%rcx, -24(%rax)
-	movq	%rdx, -32(%rax)
-	movq	%rdx, -40(%rax)
-	movq	%rdx, -48(%rax)
-	movq	%rdx, -56(%rax)
-	movq	%rdx, -64(%rax)
-	movq	%rdx, -72(%rax)
-	movl	$0x1f80, -80(%rax)
-	movw	$0x037f, -76(%rax)
-	leaq	-80(%rax), %rax
+	movq	%rcx, -8(%rax)
+	movl	$0x1f80, -64(%rax)
+	movw	$0x037f, -60(%rax)
+	leaq	-64(%rax), %rax
 	ret
 	.cfi_endproc
 	.size gmprt_stack_init, .-gmprt_stack_init
-
 /* First instruction of every goroutine: rsp is 16-byte aligned here. */
 	.type gmprt_gostart, @function
 	.align 16
