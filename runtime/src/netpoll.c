@@ -11,7 +11,10 @@
  * fd in epoll, and park.  Whoever wakes it (netpoll, gmp_close, or its
  * context being cancelled) dequeues it and tells it why; on "ready" it simply
  * tries the syscall again.  The scheduler calls netpoll() to collect the
- * goroutines whose fds became ready and makes them runnable itself.
+ * goroutines whose fds became ready and makes them runnable itself.  One
+ * exception to "syscall first": a read of a socket whose last read came
+ * up short parks at once (read_would_block), because in request/response
+ * traffic that read would only say EAGAIN.
  *
  * Arming: each wait re-arms the fd with EPOLL_CTL_MOD | EPOLLONESHOT for the
  * union of what its queued waiters want (falling back to EPOLL_CTL_ADD on
@@ -110,6 +113,7 @@ struct pdesc {
 	_Atomic uint32_t gen;		/* bumped by gmp_close */
 	_Atomic uint32_t closing;	/* gmp_close calls between wake-up and close(2) */
 	_Atomic uint8_t kind;		/* enum fd_kind */
+	_Atomic uint8_t drained;	/* a socket's last read came up short: its queue was empty */
 	bool registered;		/* we added fd to epoll and have not removed it */
 	int fd;
 	struct dlist q[2];		/* of io_waiter links, indexed by enum io_mode */
@@ -607,6 +611,7 @@ static void pd_fresh_socket(int fd)
 	rt_lock(&pd->lock);
 	pd->registered = false;
 	atomic_store_explicit(&pd->kind, KIND_SOCKET, memory_order_relaxed);
+	atomic_store_explicit(&pd->drained, 0, memory_order_relaxed);
 	rt_unlock(&pd->lock);
 }
 
@@ -626,18 +631,36 @@ static bool io_again(struct io_waiter *w, uint32_t gen, ssize_t *r)
 	return err == 0;
 }
 
+/* Would a read of this socket find nothing?  A stream socket whose last
+ * read returned less than asked had an empty queue then, and in a
+ * request/response protocol the next read comes before the next request:
+ * it would only say EAGAIN.  Such a read parks at once, and the arm's
+ * readiness test (one-shot MOD or ADD) stands in for the syscall.  Only a
+ * hint, used once per short read: data that is there after all is reported
+ * by the arm at once, so it costs a poll round trip, never a lost wake-up. */
+static bool read_would_block(struct pdesc *pd)
+{
+	return atomic_load_explicit(&pd->drained, memory_order_relaxed) &&
+	       atomic_exchange_explicit(&pd->drained, 0, memory_order_relaxed) &&
+	       atomic_load_explicit(&pd->kind, memory_order_relaxed) == KIND_SOCKET;
+}
+
 static ssize_t io_read(gmp_ctx *ctx, int fd, void *buf, size_t n)
 {
 	struct io_waiter w;
 	ssize_t r = op_begin(&w, ctx, fd, MODE_READ);
 	if (r)
 		return r;
+	bool skip = read_would_block(w.pd);
 	for (;;) {
 		uint32_t gen = pd_gen(w.pd);
-		r = sys_read(w.pd, fd, buf, n);
+		r = skip ? -EAGAIN : sys_read(w.pd, fd, buf, n);
+		skip = false;
 		if (!io_again(&w, gen, &r))
 			break;
 	}
+	if (r > 0 && (size_t)r < n)
+		atomic_store_explicit(&w.pd->drained, 1, memory_order_relaxed);
 	return op_end(&w, r);
 }
 

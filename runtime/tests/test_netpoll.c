@@ -207,6 +207,39 @@ TEST_OPTS(socketpair_echo, .timeout_s = 30)
 	}
 }
 
+/* After a short read, the next gmp_read parks without trying recv (the
+ * queue was empty a moment ago).  Data that is already there by then must
+ * still come back at once through the arm's readiness test, and data that
+ * comes later through an event; under one P the reader is the only
+ * goroutine, so nothing else would wake it. */
+static void write_later(void *p)
+{
+	int fd = (int)(intptr_t)p;
+	gmp_sleep(20 * 1000000);
+	CHECK_EQ(gmp_write(fd, "later", 5), 5);
+}
+
+TEST_OPTS(read_after_short_read, .env = "GMP_MAXPROCS=1", .timeout_s = 20)
+{
+	int sv[2];
+	char buf[64];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	for (int round = 0; round < 100; round++) {
+		CHECK_EQ(write(sv[1], "first", 5), 5);
+		CHECK_EQ(gmp_read(sv[0], buf, sizeof(buf)), 5);	/* short: "drained" */
+		CHECK_EQ(write(sv[1], "waiting", 7), 7);		/* there before the next read */
+		int64_t t0 = gmp_now();
+		CHECK_EQ(gmp_read(sv[0], buf, sizeof(buf)), 7);
+		CHECK(memcmp(buf, "waiting", 7) == 0);
+		CHECK(gmp_now() - t0 < 1000000000);
+	}
+	go(write_later, (void *)(intptr_t)sv[1]);
+	CHECK_EQ(gmp_read(sv[0], buf, sizeof(buf)), 5);
+	CHECK(memcmp(buf, "later", 5) == 0);
+	CHECK_EQ(gmp_close(sv[0]), 0);
+	CHECK_EQ(gmp_close(sv[1]), 0);
+}
+
 static void accept_one_and_echo(void *p)
 {
 	int lfd = (int)(intptr_t)p;
