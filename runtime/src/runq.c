@@ -77,29 +77,7 @@ uint32_t gring_take_back(struct gring *r, struct g **out, uint32_t max)
 
 /* ---- local run queues -------------------------------------------------------- */
 
-/* Ring slots are read racily by thieves, who then validate with a CAS on
- * runqhead: relaxed atomics say so (and keep TSan informed). */
-static inline struct g *slot_load(struct p *pp, uint32_t i)
-{
-	return __atomic_load_n(&pp->runq[i % RUNQ_SIZE], __ATOMIC_RELAXED);
-}
-
-static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
-{
-	__atomic_store_n(&pp->runq[i % RUNQ_SIZE], gp, __ATOMIC_RELAXED);
-}
-
-/* With one P there is nobody to steal from it: stealing runs only on an M
- * that owns another P.  gomaxprocs changes only while the world is stopped,
- * when no owner is inside these functions, so the owner may then take from
- * its own queue, and replace runnext, without the locked instructions that
- * arbitrate with thieves. */
-static inline bool no_thieves(void)
-{
-	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed) == 1;
-}
-
-static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
+bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
 {
 	struct g *batch[RUNQ_SIZE / 2 + 1];
 	uint32_t n = (tail - head) / 2;
@@ -113,93 +91,6 @@ static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail
 	globrunqputbatch(batch, n + 1);
 	rt_unlock(&sched.lock);
 	return true;
-}
-
-/* Puts gp on pp's local queue; with next, in runnext (kicking the old one out
- * to the tail).  Only pp's owner calls this. */
-void runqput(struct p *pp, struct g *gp, bool next)
-{
-	if (next) {
-		/* Only the owner makes runnext non-NULL (thieves only empty it),
-		 * so an empty runnext stays empty until our store. */
-		struct g *old = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-		if (!old || no_thieves()) {
-			atomic_store_explicit(&pp->runnext, gp, memory_order_release);
-			if (!old)
-				return;
-			gp = old;
-		} else {
-			gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
-			if (!gp)
-				return;
-		}
-	}
-	for (;;) {
-		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
-		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
-		if (tail - head < RUNQ_SIZE) {
-			slot_store(pp, tail, gp);
-			atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
-			return;
-		}
-		if (runqputslow(pp, gp, head, tail))
-			return;
-	}
-}
-
-
-/* Takes the next G from pp's local queue; *inherit says it came from runnext
- * and should keep the current time slice.  Only pp's owner calls this. */
-static struct g *runqget_alone(struct p *pp, bool *inherit)
-{
-	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-	*inherit = next != NULL;
-	if (next) {
-		atomic_store_explicit(&pp->runnext, NULL, memory_order_relaxed);
-		return next;
-	}
-	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
-	if (atomic_load_explicit(&pp->runqtail, memory_order_relaxed) == head)
-		return NULL;
-	atomic_store_explicit(&pp->runqhead, head + 1, memory_order_relaxed);
-	return slot_load(pp, head);
-}
-
-struct g *runqget(struct p *pp, bool *inherit)
-{
-	if (no_thieves())
-		return runqget_alone(pp, inherit);
-	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-	if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
-							    memory_order_acq_rel,
-							    memory_order_relaxed)) {
-		*inherit = true;
-		return next;
-	}
-	*inherit = false;
-	for (;;) {
-		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
-		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
-		if (tail == head)
-			return NULL;
-		struct g *gp = slot_load(pp, head);
-		if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &head, head + 1,
-							  memory_order_release, memory_order_relaxed))
-			return gp;
-	}
-}
-
-bool runqempty(struct p *pp)
-{
-	/* Read tail, runnext, then tail again, so a G moving from runnext to
-	 * the ring is not missed. */
-	for (;;) {
-		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
-		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
-		struct g *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
-		if (tail == atomic_load_explicit(&pp->runqtail, memory_order_acquire))
-			return head == tail && next == NULL;
-	}
 }
 
 /* Copies half of victim's queue into batch[]; returns how many. */

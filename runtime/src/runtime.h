@@ -455,9 +455,6 @@ static inline struct sudog *waitq_dequeue(struct waitq *q)
 }
 
 /* Run queues (runq.c) */
-void runqput(struct p *pp, struct g *gp, bool next);
-struct g *runqget(struct p *pp, bool *inherit);
-bool runqempty(struct p *pp);
 struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext);
 void globrunqput(struct g *gp);			/* sched.lock held */
 void globrunqputbatch(struct g *const *gs, uint32_t n); /* sched.lock held */
@@ -602,5 +599,7 @@ static inline void rt_release(void)
 	if (tls_m)
 		rt_exit();
 }
+
+#include "runq.h"	/* the local run queue's inline operations */
 
 #endif /* GMPRT_RUNTIME_H */
