@@ -162,6 +162,10 @@ enum pstatus {
 #define P_OWNER(st) ((st) > P_TAGS ? (struct m *)((st) & ~(uintptr_t)P_TAGS) : NULL)
 
 struct timer;
+struct timer_ent {		/* a timer heap entry (time.c) */
+	int64_t when;		/* the timer's, copied: sifting touches no timer */
+	struct timer *t;
+};
 
 struct p {
 	int32_t id;
@@ -186,7 +190,7 @@ struct p {
 
 	/* timers: a min-heap ordered by when; timerlock guards it */
 	struct rt_lock timerlock;
-	struct timer **timers;
+	struct timer_ent *timers;
 	int32_t ntimers, captimers;
 	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty */
 	struct timer *_Atomic timer_running; /* popped, its fn running (compared, never dereferenced) */

@@ -2,7 +2,7 @@
 /*
  * time.c - per-P timer heaps, gmp_now and gmp_sleep.
  *
- * Each P keeps a binary min-heap of timers ordered by when, guarded by its
+ * Each P keeps a 4-ary min-heap of timers ordered by when, guarded by its
  * timerlock, and publishes the top's when in timer0_when so that anyone can
  * see without the lock whether a P has timers and when the next is due.
  * A timer is added to the current M's P (an M without a P uses P 0).  Timers
@@ -19,46 +19,56 @@
 #include <stdlib.h>
 #include <time.h>
 
-static void heap_set(struct p *pp, int32_t i, struct timer *t)
+/* The heap is 4-ary, and each entry carries its timer's when: sifting
+ * compares entries in the array, whose four children share a cache line,
+ * without touching the timers (they live on their goroutines' stacks, cold
+ * in a server with thousands of sleepers).  Only the moved timers' pos is
+ * written. */
+enum { HEAP_ARITY = 4 };
+
+static void heap_set(struct p *pp, int32_t i, struct timer_ent e)
 {
-	pp->timers[i] = t;
-	t->pos = i + 1;
+	pp->timers[i] = e;
+	e.t->pos = i + 1;
 }
 
 static void sift_up(struct p *pp, int32_t i)
 {
-	struct timer *t = pp->timers[i];
+	struct timer_ent e = pp->timers[i];
 	while (i > 0) {
-		int32_t parent = (i - 1) / 2;
-		if (pp->timers[parent]->when <= t->when)
+		int32_t parent = (i - 1) / HEAP_ARITY;
+		if (pp->timers[parent].when <= e.when)
 			break;
 		heap_set(pp, i, pp->timers[parent]);
 		i = parent;
 	}
-	heap_set(pp, i, t);
+	heap_set(pp, i, e);
 }
 
 static void sift_down(struct p *pp, int32_t i)
 {
-	struct timer *t = pp->timers[i];
+	struct timer_ent e = pp->timers[i];
 	int32_t n = pp->ntimers;
 	for (;;) {
-		int32_t c = 2 * i + 1;
-		if (c >= n)
+		int32_t first = HEAP_ARITY * i + 1;
+		if (first >= n)
 			break;
-		if (c + 1 < n && pp->timers[c + 1]->when < pp->timers[c]->when)
-			c++;
-		if (t->when <= pp->timers[c]->when)
+		int32_t c = first;
+		int32_t end = first + HEAP_ARITY < n ? first + HEAP_ARITY : n;
+		for (int32_t k = first + 1; k < end; k++)
+			if (pp->timers[k].when < pp->timers[c].when)
+				c = k;
+		if (e.when <= pp->timers[c].when)
 			break;
 		heap_set(pp, i, pp->timers[c]);
 		i = c;
 	}
-	heap_set(pp, i, t);
+	heap_set(pp, i, e);
 }
 
 static void publish_top(struct p *pp)
 {
-	atomic_store(&pp->timer0_when, pp->ntimers ? pp->timers[0]->when : 0);
+	atomic_store(&pp->timer0_when, pp->ntimers ? pp->timers[0].when : 0);
 }
 
 /* timerlock held */
@@ -66,14 +76,14 @@ static void heap_push(struct p *pp, struct timer *t)
 {
 	if (pp->ntimers == pp->captimers) {
 		int32_t cap = pp->captimers ? pp->captimers * 2 : 64;
-		struct timer **nt = realloc(pp->timers, (size_t)cap * sizeof(*nt));
+		struct timer_ent *nt = realloc(pp->timers, (size_t)cap * sizeof(*nt));
 		if (!nt)
 			fatal("out of memory for timers");
 		pp->timers = nt;
 		pp->captimers = cap;
 	}
 	int32_t i = pp->ntimers++;
-	heap_set(pp, i, t);
+	heap_set(pp, i, (struct timer_ent){ t->when, t });
 	sift_up(pp, i);
 	publish_top(pp);
 }
@@ -87,7 +97,7 @@ static void heap_remove(struct p *pp, struct timer *t)
 	if (i != last) {
 		heap_set(pp, i, pp->timers[last]);
 		sift_down(pp, i);
-		sift_up(pp, pp->timers[i]->pos - 1);
+		sift_up(pp, pp->timers[i].t->pos - 1);
 	}
 	publish_top(pp);
 }
@@ -113,7 +123,7 @@ void timer_add(struct timer *t)
 	rt_lock(&pp->timerlock);
 	atomic_store(&t->p, pp);
 	heap_push(pp, t);
-	bool first = pp->timers[0] == t;
+	bool first = pp->timers[0].t == t;
 	rt_unlock(&pp->timerlock);
 	if (first && !(mp && mp->p == pp && !mp->curg))
 		wake_for_timer(when);
@@ -130,7 +140,7 @@ bool timer_del(struct timer *t)
 			rt_unlock(&pp->timerlock);
 			continue;
 		}
-		if (t->pos && pp->timers[t->pos - 1] == t) {
+		if (t->pos && pp->timers[t->pos - 1].t == t) {
 			heap_remove(pp, t);
 			rt_unlock(&pp->timerlock);
 			return true;
@@ -149,8 +159,8 @@ bool timer_del(struct timer *t)
 int64_t checktimers(struct p *pp, int64_t now)
 {
 	rt_lock(&pp->timerlock);
-	while (pp->ntimers && pp->timers[0]->when <= now && !atomic_load(&pp->timer_running)) {
-		struct timer *t = pp->timers[0];
+	while (pp->ntimers && pp->timers[0].when <= now && !atomic_load(&pp->timer_running)) {
+		struct timer *t = pp->timers[0].t;
 		void (*fn)(void *) = t->fn;
 		void *arg = t->arg;
 		heap_remove(pp, t);
@@ -160,7 +170,7 @@ int64_t checktimers(struct p *pp, int64_t now)
 		rt_lock(&pp->timerlock);
 		atomic_store(&pp->timer_running, NULL);
 	}
-	int64_t next = pp->ntimers ? pp->timers[0]->when : 0;
+	int64_t next = pp->ntimers ? pp->timers[0].when : 0;
 	rt_unlock(&pp->timerlock);
 	return next;
 }
@@ -170,7 +180,7 @@ void timers_move(struct p *from, struct p *to)
 	rt_lock(&from->timerlock);
 	rt_lock(&to->timerlock);
 	while (from->ntimers) {
-		struct timer *t = from->timers[from->ntimers - 1];
+		struct timer *t = from->timers[from->ntimers - 1].t;
 		heap_remove(from, t);
 		atomic_store(&t->p, to);
 		heap_push(to, t);
