@@ -151,13 +151,22 @@ static const char *reason_phrase(int status)
 	}
 }
 
+#define CONTENT_TYPE "Content-Type: text/plain; charset=utf-8\r\n"
+
+/* The answer nearly every request gets, formatted once. */
+static const char done_reply[] = "HTTP/1.1 200 OK\r\n" CONTENT_TYPE "Content-Length: 4\r\n\r\nDone";
+
 static int respond(int fd, int status, const struct request *req)
 {
+	if (status == 200 && req->keep_alive && !req->head_only) {
+		ssize_t n = (ssize_t)sizeof(done_reply) - 1;
+		return gmp_write(fd, done_reply, (size_t)n) == n ? 0 : -1;
+	}
 	const char *body = status == 200 ? "Done" : reason_phrase(status);
 	char out[256];
 	int n = snprintf(out, sizeof(out),
 			 "HTTP/1.1 %d %s\r\n"
-			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 CONTENT_TYPE
 			 "Content-Length: %zu\r\n"
 			 "%s"
 			 "\r\n"
