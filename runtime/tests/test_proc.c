@@ -437,6 +437,53 @@ TEST_OPTS(one_million_parked, .timeout_s = 180)
 	wait_counter(N);
 }
 
+/* ---- free stacks give their pages back ------------------------------------ */
+
+static void deep_then_park(void *c)
+{
+	volatile char frame[24 << 10];
+	memset((char *)frame, 1, sizeof(frame));
+	int v;
+	gmp_chan_recv(c, &v);
+	bump(NULL);
+}
+
+static void spawn_deep_and_release(int n)
+{
+	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
+	long before = atomic_load(&counter);
+	for (int i = 0; i < n; i++)
+		CHECK(gmp_go(deep_then_park, c) > 0);
+	while (gmp_num_goroutine() < n + 1)
+		gmp_yield();
+	gmp_chan_close(c);
+	wait_counter(before + n);
+	gmp_chan_free(c);
+}
+
+/* 4,000 goroutines each commit 24 KiB of stack and exit: their Gs keep the
+ * stacks on the free lists.  sysmon's once-a-second trim must give back
+ * the pages of all but ~1,000 idle ones, and the trimmed Gs must then work
+ * again (their stacks refault). */
+TEST_OPTS(idle_free_stacks_give_pages_back, .timeout_s = 60)
+{
+	const int N = 4000;
+	const long excess_kib = (N - 1024 - 64 * 8) * 24L;
+	long rss0 = status_field("VmRSS");
+	spawn_deep_and_release(N);
+	long rss_full = status_field("VmRSS");
+	fprintf(stderr, "RSS %ld KiB before, %ld KiB with %d dead deep stacks\n", rss0, rss_full, N);
+	long rss = rss_full;
+	for (int i = 0; i < 100 && rss > rss_full - excess_kib / 2; i++) {
+		gmp_sleep(100 * 1000000);
+		rss = status_field("VmRSS");
+	}
+	fprintf(stderr, "RSS %ld KiB after the trim\n", rss);
+	if (TEST_SCALE(1000) == 1000) /* sanitizers: RSS is mostly their shadow */
+		CHECK(rss <= rss_full - excess_kib / 2);
+	spawn_deep_and_release(N);
+}
+
 /* ---- fatal errors ---------------------------------------------------------- */
 
 static void wait_forever(void *c)
