@@ -909,6 +909,8 @@ void gfree_trim(void)
 		struct stack *sts[BATCH];
 		uint32_t n = gring_take_front(&sched.gfree_warm, old, excess < BATCH ? excess : BATCH);
 		sched.minfree_warm = sched.gfree_warm.len;
+		if (n == 0)
+			break; /* taken meanwhile */
 		rt_unlock(&sched.gflock);
 		for (uint32_t i = 0; i < n; i++)
 			sts[i] = &old[i]->stack;
