@@ -12,7 +12,7 @@
  * context being cancelled) dequeues it and tells it why; on "ready" it simply
  * tries the syscall again.  The scheduler calls netpoll() to collect the
  * goroutines whose fds became ready and makes them runnable itself.  One
- * exception to "syscall first": a read of a socket whose last read came
+ * exception to "syscall first": a read of a stream socket whose last read came
  * up short parks at once (read_would_block), because in request/response
  * traffic that read would only say EAGAIN.
  *
@@ -93,6 +93,10 @@ enum io_mode { MODE_READ, MODE_WRITE };
  * itself if the number is reused: recv says ENOTSOCK for a non-socket). */
 enum fd_kind { KIND_UNKNOWN, KIND_SOCKET, KIND_OTHER };
 
+/* Whether a socket is SOCK_STREAM (a short read means its queue was empty;
+ * for datagrams and records it means nothing).  A hint like fd_kind. */
+enum stream_kind { STREAM_UNKNOWN, STREAM_YES, STREAM_NO };
+
 struct pdesc;
 
 /* One goroutine's wait on an fd, for the whole of one operation. */
@@ -113,7 +117,8 @@ struct pdesc {
 	_Atomic uint32_t gen;		/* bumped by gmp_close */
 	_Atomic uint32_t closing;	/* gmp_close calls between wake-up and close(2) */
 	_Atomic uint8_t kind;		/* enum fd_kind */
-	_Atomic uint8_t drained;	/* a socket's last read came up short: its queue was empty */
+	_Atomic uint8_t drained;	/* a stream socket's last read came up short */
+	_Atomic uint8_t stream;		/* enum stream_kind: learned at the first short read */
 	bool registered;		/* we added fd to epoll and have not removed it */
 	int fd;
 	struct dlist q[2];		/* of io_waiter links, indexed by enum io_mode */
@@ -612,6 +617,7 @@ static void pd_fresh_socket(int fd)
 	pd->registered = false;
 	atomic_store_explicit(&pd->kind, KIND_SOCKET, memory_order_relaxed);
 	atomic_store_explicit(&pd->drained, 0, memory_order_relaxed);
+	atomic_store_explicit(&pd->stream, STREAM_UNKNOWN, memory_order_relaxed);
 	rt_unlock(&pd->lock);
 }
 
@@ -645,6 +651,25 @@ static bool read_would_block(struct pdesc *pd)
 	       atomic_load_explicit(&pd->kind, memory_order_relaxed) == KIND_SOCKET;
 }
 
+/* After a read of r bytes out of n: remember a short read of a stream
+ * socket (asking its type once, at its first short read). */
+static void note_read(struct pdesc *pd, int fd, ssize_t r, size_t n)
+{
+	if (r <= 0 || (size_t)r == n ||
+	    atomic_load_explicit(&pd->kind, memory_order_relaxed) != KIND_SOCKET)
+		return;
+	uint8_t st = atomic_load_explicit(&pd->stream, memory_order_relaxed);
+	if (st == STREAM_UNKNOWN) {
+		int type = 0;
+		socklen_t len = sizeof(type);
+		st = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM
+			     ? STREAM_YES : STREAM_NO;
+		atomic_store_explicit(&pd->stream, st, memory_order_relaxed);
+	}
+	if (st == STREAM_YES)
+		atomic_store_explicit(&pd->drained, 1, memory_order_relaxed);
+}
+
 static ssize_t io_read(gmp_ctx *ctx, int fd, void *buf, size_t n)
 {
 	struct io_waiter w;
@@ -659,8 +684,7 @@ static ssize_t io_read(gmp_ctx *ctx, int fd, void *buf, size_t n)
 		if (!io_again(&w, gen, &r))
 			break;
 	}
-	if (r > 0 && (size_t)r < n)
-		atomic_store_explicit(&w.pd->drained, 1, memory_order_relaxed);
+	note_read(w.pd, fd, r, n);
 	return op_end(&w, r);
 }
 
@@ -752,6 +776,8 @@ static void pd_shutdown(struct pdesc *pd)
 		pd->registered = false;
 	}
 	atomic_store_explicit(&pd->kind, KIND_UNKNOWN, memory_order_relaxed);
+	atomic_store_explicit(&pd->drained, 0, memory_order_relaxed);
+	atomic_store_explicit(&pd->stream, STREAM_UNKNOWN, memory_order_relaxed);
 	rt_unlock(&pd->lock);
 	goready_list(woken.head);
 }

@@ -238,6 +238,15 @@ TEST_OPTS(read_after_short_read, .env = "GMP_MAXPROCS=1", .timeout_s = 20)
 	CHECK(memcmp(buf, "later", 5) == 0);
 	CHECK_EQ(gmp_close(sv[0]), 0);
 	CHECK_EQ(gmp_close(sv[1]), 0);
+
+	/* Datagrams: every read is short, and the next one is still queued. */
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == 0);
+	for (int i = 0; i < 100; i++)
+		CHECK_EQ(write(sv[1], "dgram", 5), 5);
+	for (int i = 0; i < 100; i++)
+		CHECK_EQ(gmp_read(sv[0], buf, sizeof(buf)), 5);
+	CHECK_EQ(gmp_close(sv[0]), 0);
+	CHECK_EQ(gmp_close(sv[1]), 0);
 }
 
 static void accept_one_and_echo(void *p)
