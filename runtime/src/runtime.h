@@ -262,7 +262,8 @@ struct m {
  * Its owner's lock guards it.  It holds pointers rather than linking the
  * Gs, so that moving a batch in or out touches no G: the Gs are usually in
  * another CPU's cache, and walking a list of them is a chain of misses.
- * Growing it when memory is exhausted is a fatal error. */
+ * It grows by doubling and never shrinks (a burst of 1M queued goroutines
+ * leaves 8 MB); growing it when memory is exhausted is a fatal error. */
 struct gring {
 	struct g **buf;
 	uint32_t cap;		/* a power of two, or 0 */
