@@ -126,9 +126,8 @@ static struct g **allg_chunks[1 << 16];
 static _Atomic int64_t allglen;
 static struct rt_lock allglock;
 
-void allg_add(struct g *gp)
+static void allg_add_locked(struct g *gp)
 {
-	rt_lock(&allglock);
 	int64_t n = atomic_load_explicit(&allglen, memory_order_relaxed);
 	int64_t c = n / ALLG_CHUNK;
 	if (c >= (int64_t)(sizeof(allg_chunks) / sizeof(allg_chunks[0])))
@@ -140,6 +139,12 @@ void allg_add(struct g *gp)
 	}
 	allg_chunks[c][n % ALLG_CHUNK] = gp;
 	atomic_store_explicit(&allglen, n + 1, memory_order_release);
+}
+
+void allg_add(struct g *gp)
+{
+	rt_lock(&allglock);
+	allg_add_locked(gp);
 	rt_unlock(&allglock);
 }
 
@@ -968,14 +973,29 @@ static struct g *gfget(struct p *pp)
 	return pp->gfree[--pp->ngfree];
 }
 
+/* A new G struct, zeroed and in allg.  G structs are never freed, so they
+ * are cut from blocks of G_BLOCK (one allocation, no per-G malloc header). */
 static struct g *galloc(void)
 {
-	struct g *gp = aligned_alloc(CACHELINE, (sizeof(struct g) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1));
-	if (!gp)
-		return NULL;
-	memset(gp, 0, sizeof(*gp));
+	enum { G_BLOCK = 64 };
+	static struct g *block;		/* allglock guards these two */
+	static int32_t block_left;
+	rt_lock(&allglock);
+	if (block_left == 0) {
+		struct g *b = aligned_alloc(CACHELINE, G_BLOCK * sizeof(struct g));
+		if (!b) {
+			rt_unlock(&allglock);
+			return NULL;
+		}
+		memset(b, 0, G_BLOCK * sizeof(struct g));
+		block = b;
+		block_left = G_BLOCK;
+	}
+	struct g *gp = block++;
+	block_left--;
+	allg_add_locked(gp);
+	rt_unlock(&allglock);
 	san_new_context(gp);
-	allg_add(gp);
 	return gp;
 }
 
