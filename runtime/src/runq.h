@@ -4,8 +4,8 @@
  * (included by runtime.h; the slow paths, stealing and the global queue are
  * in runq.c, whose header comment describes the protocol).
  *
- * Only pp's owner calls runqput, runqget and runqempty; thieves use
- * runqsteal.
+ * Only pp's owner calls runqput and runqget; thieves use runqsteal, and
+ * anyone may ask runqempty.
  */
 #ifndef GMPRT_RUNQ_H
 #define GMPRT_RUNQ_H
@@ -68,9 +68,7 @@ static inline void runqput(struct p *pp, struct g *gp, bool next)
 	}
 }
 
-
-/* Takes the next G from pp's local queue; *inherit says it came from runnext
- * and should keep the current time slice.  Only pp's owner calls this. */
+/* runqget when there are no thieves: plain loads and stores. */
 static inline struct g *runqget_alone(struct p *pp, bool *inherit)
 {
 	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
@@ -86,6 +84,8 @@ static inline struct g *runqget_alone(struct p *pp, bool *inherit)
 	return slot_load(pp, head);
 }
 
+/* Takes the next G from pp's local queue; *inherit says it came from runnext
+ * and should keep the current time slice.  Only pp's owner calls this. */
 static inline struct g *runqget(struct p *pp, bool *inherit)
 {
 	if (no_thieves())
@@ -110,6 +110,7 @@ static inline struct g *runqget(struct p *pp, bool *inherit)
 	}
 }
 
+/* Nothing in pp's ring or runnext (a snapshot, for any thread). */
 static inline bool runqempty(struct p *pp)
 {
 	/* Read tail, runnext, then tail again, so a G moving from runnext to
