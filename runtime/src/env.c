@@ -200,9 +200,13 @@ static void debug_option(const char *key, const char *val)
 		config.pin = PIN_NONE;
 	else if (strcmp(key, "preempt") == 0 && val && parse_int(val, 0, 1, &v))
 		config.preempt = v;
+	else if (strcmp(key, "guard") == 0 && val && strcmp(val, "auto") == 0)
+		config.vma_guards = false;
+	else if (strcmp(key, "guard") == 0 && val && strcmp(val, "vma") == 0)
+		config.vma_guards = true;
 	else
 		warn("GMP_DEBUG: ignoring %s%s%s (want schedtrace=MS, scheddetail=0|1, "
-		     "kassist=auto|bpf|off, pin=node|cpu|none, preempt=0|1)",
+		     "kassist=auto|bpf|off, pin=node|cpu|none, preempt=0|1, guard=auto|vma)",
 		     key, val ? "=" : "", val ? val : "");
 }
 

@@ -99,7 +99,8 @@ enum gstatus {
 struct stack {
 	uintptr_t lo, hi;	/* usable range; hi is where the stack starts */
 	uintptr_t map_lo;	/* start of the mapping (guard page included) */
-	uint8_t guarded;	/* 1: a PROT_NONE page lies below lo; 0: canary mode */
+	uint8_t guarded;	/* 1: a guard page lies below lo; 0: canary mode */
+	uint8_t marker;		/* the guard is a page-table marker, not a PROT_NONE VMA */
 	uint8_t slab;		/* cut from a slab: never unmapped */
 	uint32_t vg_id;		/* valgrind's id for it, when running under valgrind */
 };
@@ -535,6 +536,7 @@ struct config {
 	enum { KASSIST_AUTO, KASSIST_BPF, KASSIST_OFF } kassist;
 	enum { PIN_NODE, PIN_CPU, PIN_NONE } pin;
 	bool preempt;		/* sysmon may preempt a G that runs > 10 ms */
+	bool vma_guards;	/* guard pages as PROT_NONE VMAs even where markers work */
 };
 extern struct config config;
 void config_init(void);

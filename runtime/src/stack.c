@@ -8,10 +8,15 @@
  * stack_trim() gives the pages back when a free list is over its bound.
  *
  * Overflow detection, two modes:
- *   guarded  a PROT_NONE page lies just below the stack; running into it
+ *   guarded  a guard page lies just below the stack; running into it
  *            faults, and the SIGSEGV handler (panic.c) reports the overflow.
- *            Costs two VMAs per stack, so only while the mapping budget lasts
- *            (a quarter of vm.max_map_count).
+ *            Where the kernel has lightweight guard regions (Linux 6.13,
+ *            MADV_GUARD_INSTALL), the guard is a page-table marker, which
+ *            costs no VMA: every stack is guarded, and default-size stacks
+ *            come from slabs of 64 whose guards one process_madvise call
+ *            installs.  Elsewhere the guard is a PROT_NONE page, which costs
+ *            two VMAs per stack, so only while the mapping budget lasts (a
+ *            quarter of vm.max_map_count).
  *   canary   no guard page: the mapping merges with its neighbours and costs
  *            no VMA.  The lowest CANARY_BYTES of the stack must stay zero; the
  *            scheduler checks them, and the saved sp, at every switch away
@@ -26,13 +31,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <valgrind/valgrind.h>
 
 enum { CANARY_BYTES = 64, MIN_STACK = 8 << 10, MAX_STACK = 1 << 30 };
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
 static size_t page_size;
-static _Atomic long guard_budget;	/* guarded stacks we may still map */
+static _Atomic long guard_budget;	/* PROT_NONE-guarded stacks we may still map */
+static _Atomic bool marker_guards;	/* MADV_GUARD_INSTALL works here */
+
+/* Does this kernel install lightweight guard regions? */
+static bool probe_marker_guards(void)
+{
+	char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	bool ok = madvise(p, page_size, MADV_GUARD_INSTALL) == 0;
+	munmap(p, 2 * page_size);
+	return ok;
+}
 
 static long read_max_map_count(void)
 {
@@ -50,6 +74,8 @@ void stack_init(void)
 {
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 	atomic_store(&guard_budget, read_max_map_count() / 4 / 2);
+	atomic_store(&marker_guards,
+		     !config.vma_guards && !RUNNING_ON_VALGRIND && probe_marker_guards());
 }
 
 static size_t round_to_page(size_t n)
@@ -64,54 +90,117 @@ static void *map_anon(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static int map_guarded(struct stack *st, size_t size)
+/* A guard page at base: a page-table marker, or a PROT_NONE page (a VMA). */
+static int guard_install(void *base, bool marker)
+{
+	if (marker)
+		return madvise(base, page_size, MADV_GUARD_INSTALL) == 0 ? 0 : -errno;
+	return mprotect(base, page_size, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+static int map_guarded(struct stack *st, size_t size, bool marker)
 {
 	char *base = map_anon(size + page_size);
 	if (!base)
 		return -errno;
-	if (mprotect(base, page_size, PROT_NONE) != 0) {
-		int err = -errno;
+	int err = guard_install(base, marker);
+	if (err) {
 		munmap(base, size + page_size);
 		return err;
 	}
 	st->map_lo = (uintptr_t)base;
 	st->lo = (uintptr_t)base + page_size;
 	st->guarded = 1;
+	st->marker = marker;
 	return 0;
 }
 
-/* Default-size canary stacks come from slabs of SLAB_STACKS: one mmap
- * instead of many.  Slab stacks are never unmapped (G structs keep their
- * stacks for life; trimming gives the pages back). */
+/* Default-size stacks come from slabs of SLAB_STACKS: one mmap instead of
+ * many.  Slab stacks are never unmapped (G structs keep their stacks for
+ * life; trimming gives the pages back).  A slab is all canary stacks, or,
+ * with marker guards, all guarded ones: each slot is a guard page and then
+ * the stack, and one process_madvise installs the 64 guards. */
 enum { SLAB_STACKS = 64 };
 static struct rt_lock slab_lock;
 static uintptr_t slab_next, slab_end;
+static bool slab_guarded;
+static int self_pidfd = -1;		/* for process_madvise; slab_lock guards it */
+static pid_t self_pidfd_pid;		/* whose it is: a fork child opens its own */
 
-static void *slab_take(size_t size)
+/* Installs a guard page at the bottom of each of a new slab's slots. */
+static int slab_guard(char *base, size_t stride)
+{
+	pid_t pid = getpid();
+	if (self_pidfd < 0 || self_pidfd_pid != pid) {
+		if (self_pidfd >= 0)
+			close(self_pidfd);
+		self_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		self_pidfd_pid = pid;
+	}
+	struct iovec v[SLAB_STACKS];
+	for (int i = 0; i < SLAB_STACKS; i++)
+		v[i] = (struct iovec){ base + i * stride, page_size };
+	if (self_pidfd >= 0 &&
+	    syscall(SYS_process_madvise, self_pidfd, v, SLAB_STACKS, MADV_GUARD_INSTALL, 0) ==
+		    (long)(SLAB_STACKS * page_size))
+		return 0;
+	for (int i = 0; i < SLAB_STACKS; i++) /* no process_madvise: one by one */
+		if (guard_install(v[i].iov_base, true))
+			return -errno;
+	return 0;
+}
+
+/* The lowest address of a slot for a default-size stack (its guard page
+ * first when *guarded), or NULL with errno set. */
+static char *slab_take(size_t size, bool *guarded)
 {
 	rt_lock(&slab_lock);
 	if (slab_next == slab_end) {
-		char *base = map_anon(size * SLAB_STACKS);
+		bool g = atomic_load_explicit(&marker_guards, memory_order_relaxed);
+		size_t stride = size + (g ? page_size : 0);
+		char *base = map_anon(stride * SLAB_STACKS);
+		if (base && g && slab_guard(base, stride)) {
+			/* Guards failed here after the probe said yes: go on with canaries. */
+			munmap(base, stride * SLAB_STACKS);
+			atomic_store(&marker_guards, false);
+			g = false;
+			stride = size;
+			base = map_anon(stride * SLAB_STACKS);
+		}
 		if (!base) {
 			rt_unlock(&slab_lock);
 			return NULL;
 		}
 		slab_next = (uintptr_t)base;
-		slab_end = slab_next + size * SLAB_STACKS;
+		slab_end = slab_next + stride * SLAB_STACKS;
+		slab_guarded = g;
 	}
-	void *p = (void *)slab_next;
-	slab_next += size;
+	char *p = (char *)slab_next;
+	*guarded = slab_guarded;
+	slab_next += size + (slab_guarded ? page_size : 0);
 	rt_unlock(&slab_lock);
 	return p;
 }
 
-static int map_canary(struct stack *st, size_t size)
+static int map_slab(struct stack *st, size_t size)
 {
-	bool slab = size == config.stack_size;
-	char *base = slab ? slab_take(size) : map_anon(size);
+	bool guarded;
+	char *base = slab_take(size, &guarded);
 	if (!base)
 		return -errno;
-	st->slab = slab;
+	st->slab = 1;
+	st->map_lo = (uintptr_t)base;
+	st->lo = (uintptr_t)base + (guarded ? page_size : 0);
+	st->guarded = guarded;
+	st->marker = guarded;
+	return 0;
+}
+
+static int map_canary(struct stack *st, size_t size)
+{
+	char *base = map_anon(size);
+	if (!base)
+		return -errno;
 	st->map_lo = st->lo = (uintptr_t)base;
 	st->guarded = 0;
 	return 0;
@@ -124,16 +213,24 @@ int stack_alloc(struct stack *st, size_t size)
 	if (size > MAX_STACK)
 		return -EINVAL;
 	size = round_to_page(size);
+	bool marker = atomic_load_explicit(&marker_guards, memory_order_relaxed);
 	int err;
-	if (atomic_fetch_sub(&guard_budget, 1) > 0) {
-		err = map_guarded(st, size);
-		if (err == -ENOMEM) { /* out of mappings, perhaps: try without a guard */
-			atomic_store(&guard_budget, 0);
-			err = map_canary(st, size);
+	if (size == config.stack_size && (marker || atomic_load(&guard_budget) <= 0)) {
+		err = map_slab(st, size);	/* guarded by markers, or canaries */
+	} else if (marker) {
+		err = map_guarded(st, size, true);
+	} else if (atomic_fetch_sub(&guard_budget, 1) > 0) {
+		err = map_guarded(st, size, false);
+		if (err) {
+			atomic_fetch_add(&guard_budget, 1);
+			if (err == -ENOMEM) { /* out of mappings, perhaps: try without a guard */
+				atomic_store(&guard_budget, 0);
+				err = size == config.stack_size ? map_slab(st, size) : map_canary(st, size);
+			}
 		}
 	} else {
 		atomic_fetch_add(&guard_budget, 1);
-		err = map_canary(st, size);
+		err = size == config.stack_size ? map_slab(st, size) : map_canary(st, size);
 	}
 	if (err)
 		return err;
@@ -151,7 +248,7 @@ void stack_free(struct stack *st)
 	if (st->slab)
 		fatal_nodump("stack_free of a slab stack");
 	munmap((void *)st->map_lo, st->hi - st->map_lo);
-	if (st->guarded)
+	if (st->guarded && !st->marker)
 		atomic_fetch_add(&guard_budget, 1);
 	memset(st, 0, sizeof(*st));
 }

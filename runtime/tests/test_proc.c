@@ -419,7 +419,22 @@ static void park_on(void *c)
 	bump(NULL);
 }
 
+static void one_million_parked_body(void);
+
 TEST_OPTS(one_million_parked, .timeout_s = 180)
+{
+	one_million_parked_body();
+}
+
+/* Guard pages as PROT_NONE mappings, as on kernels before 6.13: the first
+ * stacks are guarded while the mapping budget lasts, the rest are canary
+ * stacks cut from slabs. */
+TEST_OPTS(one_million_parked_vma_guards, .env = "GMP_DEBUG=guard=vma", .timeout_s = 180)
+{
+	one_million_parked_body();
+}
+
+static void one_million_parked_body(void)
 {
 	const int N = TEST_SCALE(1000000);
 	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
@@ -533,6 +548,13 @@ static void overflow(void *arg)
 
 TEST_OPTS(stack_overflow_is_reported, .expect_status = 2,
 	  .expect_stderr = "gmprt: fatal error: stack overflow in goroutine")
+{
+	gmp_go(overflow, NULL);
+	gmp_sleep(5 * 1000000000LL);
+}
+
+TEST_OPTS(stack_overflow_is_reported_vma_guards, .env = "GMP_DEBUG=guard=vma",
+	  .expect_status = 2, .expect_stderr = "gmprt: fatal error: stack overflow in goroutine")
 {
 	gmp_go(overflow, NULL);
 	gmp_sleep(5 * 1000000000LL);
