@@ -124,27 +124,25 @@ enum { SLAB_STACKS = 64 };
 static struct rt_lock slab_lock;
 static uintptr_t slab_next, slab_end;
 static bool slab_guarded;
-static int self_pidfd = -1;		/* for process_madvise; slab_lock guards it */
-static pid_t self_pidfd_pid;		/* whose it is: a fork child opens its own */
 
-/* Installs a guard page at the bottom of each of a new slab's slots. */
+/* Installs a guard page at the bottom of each of a new slab's slots: one
+ * process_madvise through a pidfd of our own, opened for the call (no fd
+ * of the program's is kept, and a fork child gets its own), else one
+ * madvise per slot. */
 static int slab_guard(char *base, size_t stride)
 {
-	pid_t pid = getpid();
-	if (self_pidfd < 0 || self_pidfd_pid != pid) {
-		if (self_pidfd >= 0)
-			close(self_pidfd);
-		self_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		self_pidfd_pid = pid;
-	}
 	struct iovec v[SLAB_STACKS];
 	for (int i = 0; i < SLAB_STACKS; i++)
 		v[i] = (struct iovec){ base + i * stride, page_size };
-	if (self_pidfd >= 0 &&
-	    syscall(SYS_process_madvise, self_pidfd, v, SLAB_STACKS, MADV_GUARD_INSTALL, 0) ==
-		    (long)(SLAB_STACKS * page_size))
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	long done = pidfd < 0 ? -1
+			      : syscall(SYS_process_madvise, pidfd, v, SLAB_STACKS,
+					MADV_GUARD_INSTALL, 0);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (done == (long)(SLAB_STACKS * page_size))
 		return 0;
-	for (int i = 0; i < SLAB_STACKS; i++) /* no process_madvise: one by one */
+	for (int i = 0; i < SLAB_STACKS; i++)
 		if (guard_install(v[i].iov_base, true))
 			return -errno;
 	return 0;
