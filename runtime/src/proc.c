@@ -365,7 +365,8 @@ static bool p_still_mine(struct m *mp)
 /* Goroutine code calls into the runtime: from here on nobody may take our
  * P.  If sysmon took it while we were blocked in the kernel, get a P back
  * first (Go's exitsyscall).  Nests; returns the M we are on afterwards,
- * which is not always the one we started on.
+ * which is not always the one we started on.  rt_enter (runtime.h) does
+ * the common kernel-assist case inline, and calls this for the rest.
  *
  * Kernel-assist path: a retaker only takes the P of an M that the kernel
  * saw go to sleep while armed and that has not come back since (the same
@@ -404,25 +405,6 @@ struct m *rt_enter_outer(struct m *mp)
 	}
 	exitsyscall(mp);
 	return tls_m;
-}
-
-/* Back to goroutine code: the P may be retaken if we block from now on. */
-void rt_exit_outer(struct m *mp)
-{
-	if (mp->adopted)
-		return;
-	/* P_USER and arming first, the depth last: a preemption signal that
-	 * lands in between sees runtime code and leaves it alone. */
-	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
-	if (mp->kslot) {
-		/* Ask to be woken for a block only when a hand-off would pay. */
-		if (runqempty(mp->p))
-			kassist_arm_quiet(mp->kslot);
-		else
-			kassist_arm(mp->kslot);
-	}
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	mp->rtdepth = 0;
 }
 
 /* Our P went to another M while we were blocked.  Take an idle P, or queue

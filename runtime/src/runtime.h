@@ -340,8 +340,7 @@ void handoffp(struct p *pp);	/* give a P whose M is going away to a spare M or t
  * a parking call breaks the count for the goroutine that runs next. */
 static inline struct m *rt_enter(void);	/* inline below: nesting is a count */
 static inline void rt_exit(void);
-struct m *rt_enter_outer(struct m *mp);	/* depth 0 -> 1, and adopted Ms */
-void rt_exit_outer(struct m *mp);	/* depth 1 -> 0, and adopted Ms */
+struct m *rt_enter_outer(struct m *mp);	/* depth 0 -> 1, the cases rt_enter does not inline */
 bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
 bool owner_blocked(uintptr_t st, int64_t before);	/* kernel saw it sleep, no later than before */
 bool thread_sleeping(int32_t tid);		/* /proc says asleep in the kernel (sysmon.c) */
@@ -572,7 +571,13 @@ static inline struct g *getg(void)
 	return mp->curg ? mp->curg : &mp->g0;
 }
 
-/* Adopted Ms stay at depth 0, so they always take the outer paths. */
+#include "runq.h"	/* the local run queue's inline operations */
+#include "kassist.h"	/* kassist_arm/disarm, inline */
+
+/* Nested entries are a count.  Depth 0 -> 1 on the kernel-assist path,
+ * when the kernel saw no block since we last looked and the P is still
+ * ours, is disarming and two loads (rt_enter_outer has the whole story and
+ * every other case: the userspace path, a lost P, adopted Ms). */
 static inline struct m *rt_enter(void)
 {
 	struct m *mp = tls_m;
@@ -580,9 +585,22 @@ static inline struct m *rt_enter(void)
 		mp->rtdepth++;
 		return mp;
 	}
+	struct kassist_slot *ks = mp->kslot;
+	struct p *pp = mp->p;
+	if (likely(ks && pp)) {
+		mp->rtdepth = 1;
+		kassist_disarm(ks);
+		if (likely(__atomic_load_n(&ks->seq, __ATOMIC_RELAXED) == mp->kseq &&
+			   P_OWNER(atomic_load_explicit(&pp->status, memory_order_relaxed)) == mp))
+			return mp;
+	}
 	return rt_enter_outer(mp);
 }
 
+/* Back to goroutine code at depth 0: the P may be retaken if we block from
+ * now on.  P_USER and arming first, the depth last: a preemption signal
+ * that lands in between sees runtime code and leaves it alone.  Adopted Ms
+ * stay at depth 0 and own no P. */
 static inline void rt_exit(void)
 {
 	struct m *mp = tls_m;
@@ -590,7 +608,18 @@ static inline void rt_exit(void)
 		mp->rtdepth--;
 		return;
 	}
-	rt_exit_outer(mp);
+	if (mp->adopted)
+		return;
+	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
+	if (mp->kslot) {
+		/* Ask to be woken for a block only when a hand-off would pay. */
+		if (runqempty(mp->p))
+			kassist_arm_quiet(mp->kslot);
+		else
+			kassist_arm(mp->kslot);
+	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp->rtdepth = 0;
 }
 
 /* rt_enter/rt_exit for code that may also run on a thread without an M
@@ -606,7 +635,5 @@ static inline void rt_release(void)
 	if (tls_m)
 		rt_exit();
 }
-
-#include "runq.h"	/* the local run queue's inline operations */
 
 #endif /* GMPRT_RUNTIME_H */
