@@ -2,7 +2,9 @@
 /*
  * lock.c - the runtime's own futex-based mutex and notes.
  *
- * rt_lock: key is 0 unlocked, 1 locked; taking it is one CAS.  A locker
+ * rt_lock: key is 0 unlocked, 1 locked; taking it is one CAS.  The fast
+ * paths of rt_lock and rt_unlock are inline in runtime.h; this file has the
+ * spinning and sleeping.  A locker
  * spins a little (the holder is usually on another CPU and about to let go),
  * then counts itself in its lock's sleeper bucket and sleeps on the futex.
  * The buckets live outside the locks, which stay one word (they are embedded
@@ -62,27 +64,18 @@ static inline bool try_key(struct rt_lock *l)
 						       memory_order_relaxed);
 }
 
-enum {
-	LOCK_SLEEP_NS = 1000000,	/* the backstop above */
-	SLEEPER_BUCKETS = 64,		/* a power of two */
-};
+enum { LOCK_SLEEP_NS = 1000000 };	/* the backstop above */
 
-static _Atomic uint32_t lock_sleepers[SLEEPER_BUCKETS];
+_Atomic uint32_t rt_lock_sleepers[RT_LOCK_BUCKETS];
 
-static inline _Atomic uint32_t *sleepers_of(struct rt_lock *l)
-{
-	uintptr_t a = (uintptr_t)l;
-	return &lock_sleepers[(a >> 2 ^ a >> 8) & (SLEEPER_BUCKETS - 1)];
-}
-
-static void rt_lock_slow(struct rt_lock *l)
+void rt_lock_slow(struct rt_lock *l)
 {
 	for (int spin = 0; spin < 100; spin++) {
 		if (atomic_load_explicit(&l->key, memory_order_relaxed) == 0 && try_key(l))
 			return;
 		cpu_relax();
 	}
-	_Atomic uint32_t *sleepers = sleepers_of(l);
+	_Atomic uint32_t *sleepers = rt_lock_sleepers_of(l);
 	atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
 	while (!try_key(l))
 		futex_wait(&l->key, 1, LOCK_SLEEP_NS);
@@ -98,20 +91,9 @@ bool rt_trylock(struct rt_lock *l)
 	return false;
 }
 
-void rt_lock(struct rt_lock *l)
+void rt_lock_wake(struct rt_lock *l)
 {
-	rt_hold();
-	if (likely(try_key(l)))
-		return;
-	rt_lock_slow(l);
-}
-
-void rt_unlock(struct rt_lock *l)
-{
-	atomic_store_explicit(&l->key, 0, memory_order_release);
-	if (unlikely(atomic_load_explicit(sleepers_of(l), memory_order_relaxed) != 0))
-		futex_wake(&l->key, 1);
-	rt_release();
+	futex_wake(&l->key, 1);
 }
 
 void note_clear(struct note *n)

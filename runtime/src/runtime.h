@@ -69,9 +69,20 @@ static inline void cpu_relax(void)
 struct rt_lock {
 	_Atomic uint32_t key;		/* 0 unlocked, 1 locked (sleepers: lock.c) */
 };
-void rt_lock(struct rt_lock *l);
-void rt_unlock(struct rt_lock *l);
+static inline void rt_lock(struct rt_lock *l);	/* inline below; the slow path in lock.c */
+static inline void rt_unlock(struct rt_lock *l);
 bool rt_trylock(struct rt_lock *l);
+void rt_lock_slow(struct rt_lock *l);
+void rt_lock_wake(struct rt_lock *l);
+
+/* Sleeper counts, hashed by lock address, beside the locks (lock.c). */
+enum { RT_LOCK_BUCKETS = 64 };	/* a power of two */
+extern _Atomic uint32_t rt_lock_sleepers[RT_LOCK_BUCKETS];
+static inline _Atomic uint32_t *rt_lock_sleepers_of(struct rt_lock *l)
+{
+	uintptr_t a = (uintptr_t)l;
+	return &rt_lock_sleepers[(a >> 2 ^ a >> 8) & (RT_LOCK_BUCKETS - 1)];
+}
 
 /* A one-shot wake-up (Go's note): sleep until woken; clear before reuse. */
 struct note {
@@ -634,6 +645,27 @@ static inline void rt_release(void)
 {
 	if (tls_m)
 		rt_exit();
+}
+
+/* Taking a runtime lock enters the runtime; one CAS when it is free. */
+static inline void rt_lock(struct rt_lock *l)
+{
+	rt_hold();
+	uint32_t zero = 0;
+	if (likely(atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
+							   memory_order_relaxed)))
+		return;
+	rt_lock_slow(l);
+}
+
+/* A release store and a look at the sleeper count (lock.c says why that
+ * needs no fence), then leaving the runtime. */
+static inline void rt_unlock(struct rt_lock *l)
+{
+	atomic_store_explicit(&l->key, 0, memory_order_release);
+	if (unlikely(atomic_load_explicit(rt_lock_sleepers_of(l), memory_order_relaxed) != 0))
+		rt_lock_wake(l);
+	rt_release();
 }
 
 #endif /* GMPRT_RUNTIME_H */
