@@ -1151,12 +1151,22 @@ static void ready(struct g *gp, bool next);
 /* WAITING -> RUNNABLE.  A G that is still switching away (a waker found it
  * through a queue that gopark's unlock function has not yet released) is
  * waited for: that takes a few hundred instructions at most. */
-static void ready_status(struct g *gp)
+static __attribute__((noinline)) void ready_status_wait(struct g *gp);
+
+static inline void ready_status(struct g *gp)
+{
+	/* The waker that took gp off a wait queue is its only writer now: a
+	 * store will do, no CAS. */
+	if (likely(atomic_load_explicit(&gp->status, memory_order_acquire) == G_WAITING))
+		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+	else
+		ready_status_wait(gp);
+}
+
+static void ready_status_wait(struct g *gp)
 {
 	int64_t deadline = 0;
 	for (;;) {
-		/* The waker that took gp off a wait queue is its only writer now:
-		 * a store will do, no CAS. */
 		int expect = atomic_load_explicit(&gp->status, memory_order_acquire);
 		if (expect == G_WAITING) {
 			atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
@@ -1183,9 +1193,10 @@ void goready_fifo(struct g *gp)
 	ready(gp, false);
 }
 
-/* Makes gp runnable: in runnext (next) or at the tail of this P's queue, or
- * on the global queue from a thread without a P. */
-static void ready(struct g *gp, bool next)
+/* ready's cases other than "a goroutine readies a goroutine": an adopted
+ * G is woken on its futex; a thread without a P queues gp globally.  Out of
+ * line, so that the common path saves no registers. */
+static __attribute__((noinline)) void ready_slow(struct g *gp)
 {
 	if (gp->adopted) {
 		atomic_fetch_add(&sched.nadopted, 1);
@@ -1194,21 +1205,29 @@ static void ready(struct g *gp, bool next)
 		return;
 	}
 	ready_status(gp);
-	struct m *mp = tls_m;
-	if (mp && !mp->adopted) {
-		struct p *pp = rt_enter()->p;
-		runqput(pp, gp, next);
-		uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
-		uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
-		rt_exit();
-		if (t != h)
-			wakep();
-		return;
-	}
 	rt_lock(&sched.lock);
 	globrunqput(gp);
 	rt_unlock(&sched.lock);
 	wakep();
+}
+
+/* Makes gp runnable: in runnext (next) or at the tail of this P's queue, or
+ * on the global queue from a thread without a P. */
+static void ready(struct g *gp, bool next)
+{
+	struct m *mp = tls_m;
+	if (unlikely(!mp || mp->adopted || gp->adopted)) {
+		ready_slow(gp);
+		return;
+	}
+	ready_status(gp);
+	struct p *pp = rt_enter()->p;
+	runqput(pp, gp, next);
+	uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
+	uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	rt_exit();
+	if (t != h)
+		wakep();
 }
 
 /* ---- the scheduler loop (on g0) ------------------------------------------ */
