@@ -82,15 +82,6 @@ void rt_lock_slow(struct rt_lock *l)
 	atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
 }
 
-bool rt_trylock(struct rt_lock *l)
-{
-	rt_hold();
-	if (try_key(l))
-		return true;
-	rt_release();
-	return false;
-}
-
 void rt_lock_wake(struct rt_lock *l)
 {
 	futex_wake(&l->key, 1);

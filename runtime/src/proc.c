@@ -294,7 +294,6 @@ static struct p *pidleget(void)
 	return pp;
 }
 
-/* sysmon, with every P idle: sleep until one gets busy.  false if one is. */
 /* sched.lock held.  Takes pp itself off the idle list; false if not on it. */
 static bool pidleremove(struct p *pp)
 {
@@ -317,6 +316,7 @@ static bool idle_p_with_work(void)
 	return false;
 }
 
+/* sysmon, with every P idle: sleep until one gets busy.  false if one is. */
 bool sysmon_park(void)
 {
 	rt_lock(&sched.lock);
@@ -904,7 +904,7 @@ void gfree_trim(void)
 		stack_trim_batch(sts, (int)n);
 		rt_lock(&sched.gflock);
 		gring_push_n(&sched.gfree_cold, old, n);
-		excess -= BATCH;
+		excess -= n;
 	}
 	rt_unlock(&sched.gflock);
 }

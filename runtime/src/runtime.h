@@ -71,7 +71,6 @@ struct rt_lock {
 };
 static inline void rt_lock(struct rt_lock *l);	/* inline below; the slow path in lock.c */
 static inline void rt_unlock(struct rt_lock *l);
-bool rt_trylock(struct rt_lock *l);
 void rt_lock_slow(struct rt_lock *l);
 void rt_lock_wake(struct rt_lock *l);
 

@@ -204,6 +204,13 @@ static int map_canary(struct stack *st, size_t size)
 	return 0;
 }
 
+/* A stack with no PROT_NONE guard: a slab slot for the default size (which
+ * is marker-guarded if markers still work), else a mapping of its own. */
+static int map_unguarded(struct stack *st, size_t size)
+{
+	return size == config.stack_size ? map_slab(st, size) : map_canary(st, size);
+}
+
 int stack_alloc(struct stack *st, size_t size)
 {
 	if (size < MIN_STACK)
@@ -211,24 +218,21 @@ int stack_alloc(struct stack *st, size_t size)
 	if (size > MAX_STACK)
 		return -EINVAL;
 	size = round_to_page(size);
-	bool marker = atomic_load_explicit(&marker_guards, memory_order_relaxed);
 	int err;
-	if (size == config.stack_size && (marker || atomic_load(&guard_budget) <= 0)) {
-		err = map_slab(st, size);	/* guarded by markers, or canaries */
-	} else if (marker) {
-		err = map_guarded(st, size, true);
+	if (atomic_load_explicit(&marker_guards, memory_order_relaxed)) {
+		err = size == config.stack_size ? map_slab(st, size) : map_guarded(st, size, true);
 	} else if (atomic_fetch_sub(&guard_budget, 1) > 0) {
 		err = map_guarded(st, size, false);
 		if (err) {
 			atomic_fetch_add(&guard_budget, 1);
 			if (err == -ENOMEM) { /* out of mappings, perhaps: try without a guard */
 				atomic_store(&guard_budget, 0);
-				err = size == config.stack_size ? map_slab(st, size) : map_canary(st, size);
+				err = map_unguarded(st, size);
 			}
 		}
 	} else {
 		atomic_fetch_add(&guard_budget, 1);
-		err = size == config.stack_size ? map_slab(st, size) : map_canary(st, size);
+		err = map_unguarded(st, size);
 	}
 	if (err)
 		return err;
