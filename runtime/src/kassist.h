@@ -28,9 +28,12 @@
  *   - A slot pointer stays valid (readable and writable memory) for the life
  *     of the process, even after kassist_fini() or in a fork child: the
  *     shared mapping is then replaced by private memory nobody watches.
- *   - The M that owns a slot is the only writer of its armed word (the BPF
- *     program clears it when the thread dies).  Arming needs no fence: the
- *     BPF program that reads it runs in the M's own context at switch-out.
+ *   - The M that owns a slot writes its armed word; two others may change
+ *     it: the BPF program clears it when the thread dies, and a thread
+ *     that finds the M blocked with nothing to hand off turns "wake" into
+ *     "quiet" by CAS (kassist_quiet_block).  Arming needs no
+ *     fence: the BPF program that reads it runs in the M's own context at
+ *     switch-out.
  *   - The slot says what the kernel saw; whether the M still owns a P is the
  *     scheduler's to check (CAS on the P), never the slot's.
  */
@@ -133,6 +136,38 @@ static inline uint64_t kassist_slot_off_since(const struct kassist_slot *slot, u
 	if (seq)
 		*seq = s1;
 	return off;
+}
+
+/* Turns KASSIST_ARMED_WAKE into KASSIST_ARMED by CAS; true if it did. */
+static inline bool kassist_quiet(struct kassist_slot *slot)
+{
+	uint32_t wake = KASSIST_ARMED_WAKE;
+	return __atomic_compare_exchange_n(&slot->armed, &wake, KASSIST_ARMED, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
+/* For a thread that finds slot's M blocked in the block whose seq is seq,
+ * and knows that nobody needs waking for the M's blocks until it next
+ * enters the runtime: its P was taken (proc.c claim), or its P's queue was
+ * emptied by thieves after it armed "wake".  Each such block would post an
+ * event: a self-IPI on the M's CPU, and a watcher woken for nothing.
+ * Makes the M's arming quiet if the M is still in that block, so that it
+ * has not armed since and the arming is the one it blocked with; the M's
+ * next runtime exit arms afresh.  Returns whether the block is still the
+ * one seq names.  When it is not, only a quiet arming turns back to wake:
+ * a race with the M's own arming costs at most one needless wake-up, never
+ * a missed one.  The block itself stays recorded. */
+static inline bool kassist_quiet_block(struct kassist_slot *slot, uint64_t seq)
+{
+	bool quietened = kassist_quiet(slot);
+	uint64_t now = 0;
+	if (kassist_slot_off_since(slot, &now) && now == seq)
+		return true;
+	uint32_t quiet = KASSIST_ARMED;
+	if (quietened)
+		__atomic_compare_exchange_n(&slot->armed, &quiet, KASSIST_ARMED_WAKE, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+	return false;
 }
 
 /* Waiting for an armed M to block.  Protocol, so no block is missed:

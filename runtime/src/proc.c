@@ -157,13 +157,13 @@ void allg_foreach(void (*fn)(struct g *, void *), void *arg)
 
 /* ---- context switch ------------------------------------------------------ */
 
-static void run_after(struct m *mp)
+static void run_after_slow(struct m *mp)
 {
 	struct after_switch a = mp->after;
 	mp->after.kind = AFTER_NONE;
 	switch (a.kind) {
 	case AFTER_NONE:
-		break;
+		break; /* run_after looked */
 	case AFTER_PARK:
 		/* Only now, with its registers saved, may a waker take it. */
 		atomic_store_explicit(&a.g->status, G_WAITING, memory_order_release);
@@ -189,6 +189,12 @@ static void run_after(struct m *mp)
 		break;
 	}
 	}
+}
+
+static inline void run_after(struct m *mp)
+{
+	if (mp->after.kind != AFTER_NONE)
+		run_after_slow(mp);
 }
 
 /* Runs on the arriving side of every switch. */
@@ -434,7 +440,7 @@ static void exitsyscall(struct m *mp)
 static bool claim(struct p *pp, uintptr_t owner)
 {
 	struct kassist_slot *slot = m_kslot(P_OWNER(owner));
-	uint64_t seq = 0, seq2 = 0;
+	uint64_t seq = 0;
 	if (slot && !kassist_slot_off_since(slot, &seq))
 		return false;
 	if (!atomic_compare_exchange_strong(&pp->status, &owner, P_RETAKING))
@@ -445,7 +451,9 @@ static bool claim(struct p *pp, uintptr_t owner)
 	 * stored after registering), so check the block on it. */
 	if (!slot && (slot = m_kslot(P_OWNER(owner))) != NULL)
 		seq = ~(uint64_t)0;
-	if (slot && (!kassist_slot_off_since(slot, &seq2) || seq2 != seq)) {
+	/* The M goes on with no P when it wakes: its blocks until it next
+	 * enters the runtime are nobody's to hand off. */
+	if (slot && !kassist_quiet_block(slot, seq)) {
 		uintptr_t retaking = P_RETAKING;
 		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
 		return false;
@@ -641,6 +649,23 @@ static struct p *find_blocked_with_work(uintptr_t *owner)
 	return NULL;
 }
 
+/* A watcher woken for nothing: some M armed "wake" while its P had work,
+ * thieves took the work, and the M now blocks with an empty queue, posting
+ * at every block.  Quieten each such M (its queue cannot fill while it is
+ * blocked: only the owner puts there). */
+static void quiet_blocked_without_work(void)
+{
+	int32_t n = maxprocs_now();
+	for (int32_t i = 0; i < n; i++) {
+		uintptr_t st = atomic_load_explicit(&allp[i]->status, memory_order_acquire);
+		struct m *mp = P_OWNER(st);
+		struct kassist_slot *slot = mp && (st & P_USER) ? m_kslot(mp) : NULL;
+		uint64_t seq;
+		if (slot && kassist_slot_off_since(slot, &seq) && runqempty(allp[i]))
+			kassist_quiet_block(slot, seq);
+	}
+}
+
 /* A new watcher first polls, as Go's spinning Ms look for work before they
  * sleep: an M that blocks soon after another went idle (a server doing one
  * blocking call after another) is then seen with no wake-up at all, which on
@@ -683,8 +708,8 @@ static struct p *watch_blocked(void)
 	while (!pp || !claim(pp, owner)) {
 		kassist_wait_begin();
 		pp = find_blocked_with_work(&owner);
-		if (!pp)
-			kassist_wait(-1, NULL, 0);
+		if (!pp && kassist_wait(-1, NULL, 0) > 0)
+			quiet_blocked_without_work();
 		kassist_wait_end();
 	}
 	int64_t waited = nanotime() - start;
@@ -1097,18 +1122,12 @@ static void prepare_run(struct m *mp, struct g *gp, bool inherit)
 		__atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
 }
 
-/* gp (running on mp) stops running; mp->after says what happens to it.
- * Runs the next local G directly if there is one, else goes to g0. */
-static void switch_away(struct m *mp, struct g *gp, bool dead)
+/* gp (running on mp) stops running for next, which came off mp's P with
+ * inherit as runqget says; mp->after says what happens to gp.  A NULL next,
+ * or one bound to another M, sends mp to g0 (schedule), which deals with it. */
+static void switch_away_to(struct m *mp, struct g *gp, struct g *next, bool inherit, bool dead)
 {
-	struct p *pp = mp->p;
 	gp->spawn_run = 0;
-	struct g *next = NULL;
-	bool inherit = false;
-	/* Due timers are g0's business (findrunnable), so go there for them. */
-	if (!mp->lockedg && !atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) &&
-	    !(has_timers(pp) && atomic_load(&pp->timer0_when) <= nanotime()))
-		next = runnable_local(pp, &inherit);
 	if (next && !next->lockedm) {
 		prepare_run(mp, next, inherit);
 		switch_to(gp, next, dead);
@@ -1117,6 +1136,26 @@ static void switch_away(struct m *mp, struct g *gp, bool dead)
 	mp->nextg = next;
 	mp->curg = NULL;
 	switch_to(gp, &mp->g0, dead);
+}
+
+/* Due timers and a stop of the world are g0's business (findrunnable), so a
+ * G that stops running goes there for them rather than to a local G. */
+static bool g0_has_business(struct p *pp)
+{
+	return atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) ||
+	       (has_timers(pp) && atomic_load(&pp->timer0_when) <= nanotime());
+}
+
+/* gp (running on mp) stops running; mp->after says what happens to it.
+ * Runs the next local G directly if there is one, else goes to g0. */
+static void switch_away(struct m *mp, struct g *gp, bool dead)
+{
+	struct p *pp = mp->p;
+	struct g *next = NULL;
+	bool inherit = false;
+	if (!mp->lockedg && !g0_has_business(pp))
+		next = runnable_local(pp, &inherit);
+	switch_away_to(mp, gp, next, inherit, dead);
 }
 
 void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason)
@@ -1605,27 +1644,14 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 	return gmp_go_opts(fn, arg, NULL);
 }
 
-/* The running goroutine gives up its P's time: to the tail of the local
- * queue (gmp_yield), or of the global queue (to_global: a spawner that
- * outruns its Ps, so that it waits behind the backlog it made; and a yield
- * that finds only global work, which from the local tail it would never let
- * run, as Go's Gosched always queues globally).  Returns at once when
- * nothing else could run. */
-static void gosched(bool to_global)
+/* gosched in every case, in runtime code (mp is rt_enter's). */
+static void gosched_slow(struct m *mp, struct g *gp, bool to_global)
 {
-	struct g *gp = getg();
-	if (gp->adopted) {
-		sched_yield();
-		return;
-	}
-	struct m *mp = rt_enter();
 	struct p *pp = mp->p;
 	bool local = !runqempty(pp);
 	bool global = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
-	if (!local && !global && !has_timers(pp)) {
-		rt_exit();
+	if (!local && !global && !has_timers(pp))
 		return; /* nothing else to run here */
-	}
 	to_global |= !local && global;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (mp->lockedg || to_global) {
@@ -1640,6 +1666,51 @@ static void gosched(bool to_global)
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
 		switch_away(mp, gp, false);
 	}
+}
+
+/* The common local yield, decided in one pass: a G not bound to its M, on a
+ * P with local work, no timer and no stop of the world pending, and no
+ * fairness tick due (runnable_local's global-first turn).  It makes the
+ * choices gosched_slow and switch_away would, and nothing else.  Without
+ * thieves gp goes to the tail before its registers are saved: only this
+ * M, which holds the P until the switch is done, could take it.  false,
+ * having done nothing, when the case is not this one. */
+static inline bool yield_local(struct m *mp, struct g *gp)
+{
+	struct p *pp = mp->p;
+	if (mp->lockedg || has_timers(pp) || pp->fairness_left == 0 ||
+	    atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed))
+		return false;
+	bool inherit;
+	struct g *next = runqget(pp, &inherit);
+	if (!next)
+		return false;
+	pp->fairness_left--;
+	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+	if (no_thieves())
+		runqput(pp, gp, false);
+	else
+		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
+	switch_away_to(mp, gp, next, inherit, false);
+	return true;
+}
+
+/* The running goroutine gives up its P's time: to the tail of the local
+ * queue (gmp_yield), or of the global queue (to_global: a spawner that
+ * outruns its Ps, so that it waits behind the backlog it made; and a yield
+ * that finds only global work, which from the local tail it would never let
+ * run, as Go's Gosched always queues globally).  Returns at once when
+ * nothing else could run. */
+static void gosched(bool to_global)
+{
+	struct g *gp = getg();
+	if (gp->adopted) {
+		sched_yield();
+		return;
+	}
+	struct m *mp = rt_enter();
+	if (to_global || !yield_local(mp, gp))
+		gosched_slow(mp, gp, to_global);
 	rt_exit();
 }
 

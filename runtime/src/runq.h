@@ -4,8 +4,8 @@
  * (included by runtime.h; the slow paths, stealing and the global queue are
  * in runq.c, whose header comment describes the protocol).
  *
- * Only pp's owner calls runqput and runqget; thieves use runqsteal, and
- * anyone may ask runqempty.
+ * Only pp's owner calls runqput, runqget and runqempty_own; thieves use
+ * runqsteal, and anyone may ask runqempty.
  */
 #ifndef GMPRT_RUNQ_H
 #define GMPRT_RUNQ_H
@@ -122,6 +122,15 @@ static inline bool runqempty(struct p *pp)
 		if (tail == atomic_load_explicit(&pp->runqtail, memory_order_acquire))
 			return head == tail && next == NULL;
 	}
+}
+
+/* runqempty for pp's owner: only the owner fills runnext or moves the
+ * tail, so one look at each suffices. */
+static inline bool runqempty_own(struct p *pp)
+{
+	return atomic_load_explicit(&pp->runqhead, memory_order_relaxed) ==
+		       atomic_load_explicit(&pp->runqtail, memory_order_relaxed) &&
+	       atomic_load_explicit(&pp->runnext, memory_order_relaxed) == NULL;
 }
 
 #endif /* GMPRT_RUNQ_H */

@@ -623,7 +623,7 @@ static inline void rt_exit(void)
 	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
 	if (mp->kslot) {
 		/* Ask to be woken for a block only when a hand-off would pay. */
-		if (runqempty(mp->p))
+		if (runqempty_own(mp->p))
 			kassist_arm_quiet(mp->kslot);
 		else
 			kassist_arm(mp->kslot);
