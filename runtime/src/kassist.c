@@ -186,12 +186,18 @@ static int claim_slot(uint32_t tid)
 	return -ENOSPC;
 }
 
+/* Events posted for slots that were since reset: kassist_events_posted
+ * counts over the life of the process. */
+static _Atomic uint64_t events_retired;
+
 /* A slot we own that is not in kassist_tids: the BPF program does not
  * write it, readers may still look (hence the atomic stores). */
 static void reset_slot(struct kassist_slot *s)
 {
 	uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
 
+	atomic_fetch_add_explicit(&events_retired, __atomic_load_n(&s->nevents, __ATOMIC_RELAXED),
+				  memory_order_relaxed);
 	__atomic_store_n(&s->armed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->off_ns, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->on_ns, 0, __ATOMIC_RELAXED);
@@ -537,6 +543,17 @@ const char *kassist_detail(void)
 	if (live())
 		return ka.twin;
 	return ka.reason[0] ? ka.reason : "not initialized";
+}
+
+uint64_t kassist_events_posted(void)
+{
+	uint64_t n = atomic_load_explicit(&events_retired, memory_order_relaxed);
+
+	if (!ka.shm)
+		return n;
+	for (int i = 0; i < KASSIST_NSLOTS; i++)
+		n += __atomic_load_n(&ka.shm->slot[i].nevents, __ATOMIC_RELAXED);
+	return n;
 }
 
 /* ---- slots: the public side ---------------------------------------------- */

@@ -30,8 +30,8 @@
  *     shared mapping is then replaced by private memory nobody watches.
  *   - The M that owns a slot writes its armed word; two others may change
  *     it: the BPF program clears it when the thread dies, and a thread
- *     that finds the M blocked with nothing to hand off turns "wake" into
- *     "quiet" by CAS (kassist_quiet_block).  Arming needs no
+ *     that finds the M's "wake" arming stale turns it into "quiet" by CAS
+ *     (kassist_quiet).  Arming needs no
  *     fence: the BPF program that reads it runs in the M's own context at
  *     switch-out.
  *   - The slot says what the kernel saw; whether the M still owns a P is the
@@ -78,6 +78,11 @@ const char *kassist_mode_name(void);
 /* Which twin is attached ("tp_btf/sched_switch", "raw_tp/sched_switch"), or
  * why the userspace path is live (the reason the warning gave). */
 const char *kassist_detail(void);
+
+/* Ring-buffer events (wake-ups) the BPF program has posted for this
+ * process's Ms since start; 0 on the userspace path.  Reads every slot:
+ * for GMP_DEBUG=schedtrace, not for a fast path. */
+uint64_t kassist_events_posted(void);
 
 /* Take a slot for thread tid of this process (normally the caller's own
  * gettid()).  The slot starts disarmed.  NULL when kernel assist is not live
@@ -138,7 +143,17 @@ static inline uint64_t kassist_slot_off_since(const struct kassist_slot *slot, u
 	return off;
 }
 
-/* Turns KASSIST_ARMED_WAKE into KASSIST_ARMED by CAS; true if it did. */
+/* Arming "wake" goes stale when nobody needs waking for the M's blocks
+ * any more, and the M, in goroutine code, cannot notice: its P was taken
+ * while it blocked (proc.c claim: it goes on with no P until its next
+ * runtime entry), or thieves emptied its P's queue after it armed.  Each
+ * later block would post an event: a self-IPI on the M's CPU, and a watcher
+ * woken for nothing.  kassist_quiet turns KASSIST_ARMED_WAKE into
+ * KASSIST_ARMED by CAS (true if it did); the caller then checks that the
+ * arming it hit was indeed stale, and if it cannot tell, undoes it with
+ * kassist_unquiet, which turns only a quiet arming back: a race with the
+ * M's own arming costs at most one needless wake-up, never a missed one.
+ * The M's next runtime exit arms afresh either way. */
 static inline bool kassist_quiet(struct kassist_slot *slot)
 {
 	uint32_t wake = KASSIST_ARMED_WAKE;
@@ -146,27 +161,24 @@ static inline bool kassist_quiet(struct kassist_slot *slot)
 					   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }
 
-/* For a thread that finds slot's M blocked in the block whose seq is seq,
- * and knows that nobody needs waking for the M's blocks until it next
- * enters the runtime: its P was taken (proc.c claim), or its P's queue was
- * emptied by thieves after it armed "wake".  Each such block would post an
- * event: a self-IPI on the M's CPU, and a watcher woken for nothing.
- * Makes the M's arming quiet if the M is still in that block, so that it
- * has not armed since and the arming is the one it blocked with; the M's
- * next runtime exit arms afresh.  Returns whether the block is still the
- * one seq names.  When it is not, only a quiet arming turns back to wake:
- * a race with the M's own arming costs at most one needless wake-up, never
- * a missed one.  The block itself stays recorded. */
+static inline void kassist_unquiet(struct kassist_slot *slot)
+{
+	uint32_t quiet = KASSIST_ARMED;
+	__atomic_compare_exchange_n(&slot->armed, &quiet, KASSIST_ARMED_WAKE, false,
+				    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
+/* kassist_quiet for an M whose P is being taken, found blocked in the block
+ * whose seq is seq: the arming is stale if the M is still in that block
+ * (then it has not armed since).  Returns whether it is. */
 static inline bool kassist_quiet_block(struct kassist_slot *slot, uint64_t seq)
 {
 	bool quietened = kassist_quiet(slot);
 	uint64_t now = 0;
 	if (kassist_slot_off_since(slot, &now) && now == seq)
 		return true;
-	uint32_t quiet = KASSIST_ARMED;
 	if (quietened)
-		__atomic_compare_exchange_n(&slot->armed, &quiet, KASSIST_ARMED_WAKE, false,
-					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+		kassist_unquiet(slot);
 	return false;
 }
 

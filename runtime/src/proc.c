@@ -650,19 +650,22 @@ static struct p *find_blocked_with_work(uintptr_t *owner)
 }
 
 /* A watcher woken for nothing: some M armed "wake" while its P had work,
- * thieves took the work, and the M now blocks with an empty queue, posting
- * at every block.  Quieten each such M (its queue cannot fill while it is
- * blocked: only the owner puts there). */
-static void quiet_blocked_without_work(void)
+ * and thieves took the work.  Quieten each M that owns a P with an empty
+ * queue, blocked or not (kassist.h has the why).  The queue is looked at
+ * again after the CAS: an M arms after filling its queue (rt_exit), so if
+ * the arming we hit is a fresh "wake", that queue is not empty to us. */
+static void quiet_stale_wakes(void)
 {
 	int32_t n = maxprocs_now();
 	for (int32_t i = 0; i < n; i++) {
-		uintptr_t st = atomic_load_explicit(&allp[i]->status, memory_order_acquire);
+		struct p *pp = allp[i];
+		uintptr_t st = atomic_load_explicit(&pp->status, memory_order_acquire);
 		struct m *mp = P_OWNER(st);
 		struct kassist_slot *slot = mp && (st & P_USER) ? m_kslot(mp) : NULL;
-		uint64_t seq;
-		if (slot && kassist_slot_off_since(slot, &seq) && runqempty(allp[i]))
-			kassist_quiet_block(slot, seq);
+		if (!slot || !runqempty(pp) || !kassist_quiet(slot))
+			continue;
+		if (atomic_load(&pp->status) != st || !runqempty(pp))
+			kassist_unquiet(slot);
 	}
 }
 
@@ -709,7 +712,7 @@ static struct p *watch_blocked(void)
 		kassist_wait_begin();
 		pp = find_blocked_with_work(&owner);
 		if (!pp && kassist_wait(-1, NULL, 0) > 0)
-			quiet_blocked_without_work();
+			quiet_stale_wakes();
 		kassist_wait_end();
 	}
 	int64_t waited = nanotime() - start;

@@ -591,6 +591,45 @@ static enum result t_stress_userspace(void)
 	return stress(env);
 }
 
+/* ---- wake-ups only where a hand-off pays --------------------------------- */
+
+/* Two goroutines ping-pong through pipes with plain read()/write(), so each
+ * switch is an armed M blocking.  Once they run on separate Ps (or one of
+ * them on an M whose P was taken), no block has work waiting behind it, and
+ * none may post a wake-up: each costs a self-IPI on the blocking CPU and a
+ * watcher woken for nothing.  An M that armed "wake" while its P held the
+ * other goroutine must not go on posting after thieves or a hand-off took
+ * that goroutine away. */
+static enum result t_pingpong_wakes_nobody(void)
+{
+	enum { ROUNDS = 20000 };
+	char *env[] = { "GMP_MAXPROCS=2", "GMP_DEBUG=schedtrace=50", "SCHED_TEST_LINGER_MS=120", NULL };
+	char *args[] = { "pingpong", "20000", NULL };
+	static struct child c;
+	char line[4096];
+	const char *reason;
+	enum result r;
+	long wakeups;
+
+	if (run_child(&c, env, NULL, args, 30000) != 0)
+		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
+	if ((r = child_ok(&c, "pingpong child")) != PASS)
+		return r;
+	reason = fallback_reason(&c, line, sizeof(line));
+	if (reason)
+		return verdict(SKIP, "kernel assist unavailable here (%.*s)",
+			       (int)(strlen(reason) - strlen(WARN_KASSIST_TAIL)), reason);
+	CHECK(key_long(c.out, "rounds", 0) == ROUNDS, "no result line: %s", c.out);
+	CHECK(last_sched_line(c.err, line, sizeof(line)), "no schedtrace line on stderr");
+	wakeups = key_long(line, "kwakeups", -1);
+	CHECK(wakeups >= 0 && wakeups <= ROUNDS / 20,
+	      "kwakeups=%ld for %d round trips (%d blocks): blocks with nothing to hand off "
+	      "posted wake-ups: %s", wakeups, ROUNDS, 2 * ROUNDS, line);
+	printf("# %d round trips, %ld ns each, kwakeups=%ld, handoffs=%ld\n", ROUNDS,
+	       key_long(c.out, "ns_per_round", -1), wakeups, key_long(line, "handoffs", -1));
+	return PASS;
+}
+
 /* ---- two processes ---------------------------------------------------------- */
 
 /* One pair child's own checks: correct, progressed while blocked, and its
@@ -690,6 +729,7 @@ static const struct test {
 	{ "preempt_off_spinner_keeps_p", t_preempt_off },
 	{ "stress_100k_blocking_calls", t_stress_bpf },
 	{ "stress_100k_blocking_calls_userspace", t_stress_userspace },
+	{ "pingpong_wakes_nobody", t_pingpong_wakes_nobody },
 	{ "two_processes", t_two_processes },
 	{ "no_thread_for_spare_m", t_no_threads },
 };

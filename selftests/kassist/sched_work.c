@@ -14,6 +14,9 @@
  *                     pread() on /dev/shm, syscall(SYS_nanosleep)).
  *   pair N HOLD_MS    N goroutines blocked in read() at once for HOLD_MS
  *                     while a ticker keeps running; run twice side by side.
+ *   pingpong ROUNDS   two goroutines ping-pong a byte ROUNDS times through
+ *                     two pipes with plain read()/write(): every switch is
+ *                     an armed M blocking in the kernel.
  *   no_threads        (root) the process becomes uid nobody with
  *                     RLIMIT_NPROC at its thread count, so spare Ms cannot
  *                     start while goroutines block in read(); a plain
@@ -724,6 +727,56 @@ static int work_no_threads(void)
 	return 0;
 }
 
+/* ---- pingpong ------------------------------------------------------------ */
+
+struct pipe_pingpong {
+	int ab[2], ba[2];	/* ping writes ab, reads ba; pong the other way */
+	long rounds;
+	_Atomic int failed;
+	gmp_waitgroup done;
+};
+
+static void pong_main(void *arg)
+{
+	struct pipe_pingpong *pp = arg;
+	char c;
+
+	for (long i = 0; i < pp->rounds && !pp->failed; i++)
+		if (read_byte(pp->ab[0], &c) != 0 || write_byte(pp->ba[1], c) != 0)
+			pp->failed = 1;
+	gmp_wg_done(&pp->done);
+}
+
+static void ping_main(void *arg)
+{
+	struct pipe_pingpong *pp = arg;
+	char c = 'p';
+
+	for (long i = 0; i < pp->rounds && !pp->failed; i++)
+		if (write_byte(pp->ab[1], c) != 0 || read_byte(pp->ba[0], &c) != 0)
+			pp->failed = 1;
+	gmp_wg_done(&pp->done);
+}
+
+static int work_pingpong(int argc, char **argv)
+{
+	struct pipe_pingpong pp = { .rounds = argc > 2 ? atol(argv[2]) : 20000 };
+	int64_t t0;
+
+	if (pipe(pp.ab) != 0 || pipe(pp.ba) != 0)
+		return die("pipe: %s", strerror(errno));
+	gmp_wg_add(&pp.done, 2);
+	t0 = gmp_now();
+	if (gmp_go(pong_main, &pp) <= 0 || gmp_go(ping_main, &pp) <= 0)
+		return die("gmp_go failed");
+	gmp_wg_wait(&pp.done);
+	if (pp.failed)
+		return die("a pipe read or write failed: %s", strerror(errno));
+	printf("rounds=%ld ns_per_round=%lld\n", pp.rounds,
+	       (long long)((gmp_now() - t0) / pp.rounds));
+	return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 int sched_work_main(int argc, char **argv)
@@ -739,6 +792,8 @@ int sched_work_main(int argc, char **argv)
 		rc = work_stress();
 	else if (strcmp(mode, "pair") == 0)
 		rc = work_pair(argc, argv);
+	else if (strcmp(mode, "pingpong") == 0)
+		rc = work_pingpong(argc, argv);
 	else if (strcmp(mode, "no_threads") == 0)
 		rc = work_no_threads();
 	else
