@@ -353,6 +353,7 @@ static inline void rt_exit(void);
 struct m *rt_enter_outer(struct m *mp);	/* depth 0 -> 1, the cases rt_enter does not inline */
 bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
 bool owner_blocked(uintptr_t st, int64_t before);	/* kernel saw it sleep, no later than before */
+void quiet_stale_wakes(void);	/* after an event woke us: no stale "wake" arming stays (proc.c) */
 bool thread_sleeping(int32_t tid);		/* /proc says asleep in the kernel (sysmon.c) */
 void preempt_request(struct m *mp);		/* ask mp to preempt its goroutine (preempt.c) */
 void preempt_init(void);

@@ -244,8 +244,8 @@ void sysmon_main(void)
 			 * sysmon would only race the watcher for the P. */
 			kassist_wait_begin();
 			acted = round_once();
-			if (!acted)
-				kassist_wait(sleep_for(delay), NULL, 0);
+			if (!acted && kassist_wait(sleep_for(delay), NULL, 0) > 0)
+				quiet_stale_wakes();
 			kassist_wait_end();
 		} else {
 			acted = round_once();
