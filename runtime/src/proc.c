@@ -41,6 +41,7 @@
 #include "runtime.h"
 #include "kassist.h"
 #include "san.h"
+#include "switch_x86_64.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -198,7 +199,7 @@ static inline void run_after(struct m *mp)
 }
 
 /* Runs on the arriving side of every switch. */
-static void switch_finish(struct g *self)
+static inline __attribute__((always_inline)) void switch_finish(struct g *self)
 {
 	san_after_switch(self);
 	run_after(tls_m);
@@ -219,12 +220,13 @@ static void check_stack(struct g *gp)
 
 /* Saves from's context and resumes to's, on this M.  Returns when from is
  * switched back to, possibly on another M. */
-static void switch_to(struct g *from, struct g *to, bool from_dead)
+static inline __attribute__((always_inline)) void switch_to(struct g *from, struct g *to,
+								bool from_dead)
 {
 	if (from->stack.hi && !from->stack.guarded)
 		check_stack(from);
 	san_before_switch(from, to, from_dead);
-	gmprt_switch(&from->sp, to->sp);
+	gmprt_swap(&from->sp, to->sp);
 	switch_finish(from);
 }
 
@@ -1129,7 +1131,8 @@ static void prepare_run(struct m *mp, struct g *gp, bool inherit)
 /* gp (running on mp) stops running for next, which came off mp's P with
  * inherit as runqget says; mp->after says what happens to gp.  A NULL next,
  * or one bound to another M, sends mp to g0 (schedule), which deals with it. */
-static void switch_away_to(struct m *mp, struct g *gp, struct g *next, bool inherit, bool dead)
+static inline __attribute__((always_inline)) void
+switch_away_to(struct m *mp, struct g *gp, struct g *next, bool inherit, bool dead)
 {
 	gp->spawn_run = 0;
 	if (next && !next->lockedm) {

@@ -492,8 +492,7 @@ bool stack_canary_intact(const struct stack *st); /* false: it overflowed (canar
 bool stack_fault_is_overflow(const struct stack *st, uintptr_t addr);
 void stack_init(void);
 
-/* Context switch (switch_<arch>.S, sanitizer hooks in proc.c) */
-void gmprt_switch(void **save_sp, void *new_sp);
+/* Context switch (switch_<arch>.h and .S, sanitizer hooks in proc.c) */
 void *gmprt_stack_init(uintptr_t top);		/* initial sp for a new G */
 
 /* Timers (time.c).  A timer fires once.  fn runs on an M with a P, in
@@ -592,7 +591,7 @@ static inline struct g *getg(void)
 static inline struct m *rt_enter(void)
 {
 	struct m *mp = tls_m;
-	if (likely(mp->rtdepth > 0)) {
+	if (mp->rtdepth > 0) {
 		mp->rtdepth++;
 		return mp;
 	}
@@ -615,7 +614,7 @@ static inline struct m *rt_enter(void)
 static inline void rt_exit(void)
 {
 	struct m *mp = tls_m;
-	if (likely(mp->rtdepth > 1)) {
+	if (mp->rtdepth > 1) {
 		mp->rtdepth--;
 		return;
 	}

@@ -1,67 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
 /*
- * switch_x86_64.S - goroutine context switch for x86-64 (System V ABI).
+ * switch_x86_64.S - the out-of-line half of the goroutine context switch
+ * for x86-64 (System V ABI): a new goroutine's first frame, and the
+ * asynchronous-preemption entry.  The switch itself is inline asm
+ * (switch_x86_64.h), so that the compiler saves only the registers it has
+ * live across it; this file and that one share the saved frame:
  *
- * A saved context is just a stack pointer: the switch pushes the callee-saved
- * registers (rbp, rbx, r12-r15) and the SSE/x87 control words onto the
- * current stack, stores rsp, loads the other stack's rsp and pops the same
- * frame.  Caller-saved registers are the caller's business, as for any call.
- * No system call is made: the signal mask is per thread and stays put.
+ *   +0 the address to resume at   +8 mxcsr   +12 x87 control word
  *
- * Saved frame, from the saved sp upwards:
- *   +0 mxcsr  +4 x87 control word  +8 r15  +16 r14  +24 r13  +32 r12
- *   +40 rbx  +48 rbp  +56 return address
+ * A switch pops the address and jumps there with rsp at +8; what lies
+ * above +16 belongs to the code resumed.
  */
 	.text
 
-/* void gmprt_switch(void **save_sp, void *new_sp) */
-	.globl gmprt_switch
-	.hidden gmprt_switch
-	.type gmprt_switch, @function
-	.align 16
-gmprt_switch:
-	.cfi_startproc
-	pushq	%rbp
-	pushq	%rbx
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
-	subq	$8, %rsp
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
-	movl	(%rsp), %eax		/* the control words as they are now, each */
-	movzwl	4(%rsp), %edx		/* read at its store's width (forwarding) */
-	movq	%rsp, (%rdi)
-	movq	%rsi, %rsp
-	/* Loading a control word is slow (fldcw is microcoded), and nearly
-	 * every goroutine runs with the defaults: load them only when the
-	 * saved pair differs from the current one. */
-	cmpl	(%rsp), %eax
-	jne	1f
-	cmpw	4(%rsp), %dx
-	je	2f
-1:	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
-2:
-	addq	$8, %rsp
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbx
-	popq	%rbp
-	ret
-	.cfi_endproc
-	.size gmprt_switch, .-gmprt_switch
-
-/* void *gmprt_stack_init(uintptr_t top): lays out a saved frame in the top
- * 64 bytes of a fresh stack (top rounded down to a cache line), whose
- * return address is gmprt_gostart, and returns the sp to switch to.  Only
- * the control words and the return address are written: the registers the
- * frame restores are the new goroutine's to set, and gmprt_gostart clears
- * rbp (the end of the frame chain).  One cache line is the whole cost: the
- * stack is often in another CPU's cache, where its last goroutine ran. */
+/* void *gmprt_stack_init(uintptr_t top): lays out a saved frame at the top
+ * of a fresh stack (top rounded down to a cache line) that resumes at
+ * gmprt_gostart with the default control words, and returns the sp to
+ * switch to.  One cache line is the whole cost: the stack is often in
+ * another CPU's cache, where its last goroutine ran. */
 	.globl gmprt_stack_init
 	.hidden gmprt_stack_init
 	.type gmprt_stack_init, @function
@@ -71,19 +27,22 @@ gmprt_stack_init:
 	movq	%rdi, %rax
 	andq	$-64, %rax
 	leaq	gmprt_gostart(%rip), %rcx
-	movq	%rcx, -8(%rax)
-	movl	$0x1f80, -64(%rax)
-	movw	$0x037f, -60(%rax)
+	movq	%rcx, -64(%rax)
+	movl	$0x1f80, -56(%rax)
+	movw	$0x037f, -52(%rax)
 	leaq	-64(%rax), %rax
 	ret
 	.cfi_endproc
 	.size gmprt_stack_init, .-gmprt_stack_init
-/* First instruction of every goroutine: rsp is 16-byte aligned here. */
+
+/* First instruction of every goroutine, resumed with rsp at top - 56: back
+ * to top (16-byte aligned), the end of the frame chain, and gostart. */
 	.type gmprt_gostart, @function
 	.align 16
 gmprt_gostart:
 	.cfi_startproc
 	.cfi_undefined rip
+	addq	$56, %rsp
 	xorl	%ebp, %ebp
 	call	gostart
 	ud2

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * switch_x86_64.h - the goroutine context switch for x86-64, inline (the
+ * frame layout, and a new goroutine's first frame, are in switch_x86_64.S).
+ *
+ * gmprt_swap saves a frame on the current stack, stores its sp in
+ * *save_sp, and resumes the frame at new_sp; it returns when something
+ * resumes the saved one, on whatever M.  As inline asm that clobbers every
+ * register the ABI lets a call clobber, and the callee-saved ones too, it
+ * lets the compiler keep across it only what it needs (spilled to the
+ * stack, around the switch), where a call to an assembly function saves
+ * all six callee-saved registers again under the caller's own saves.  rbp
+ * is pushed by hand (it may be the frame pointer, which asm cannot
+ * clobber).  The red zone is stepped over: the frame goes below it.
+ *
+ * The SSE and x87 control words belong to the goroutine: saved with the
+ * frame, and loaded only when the frame resumed has other ones than those
+ * live now (fldcw is microcoded; nearly every goroutine runs with the
+ * defaults).  No system call is made: the signal mask is per thread and
+ * stays put.  The jump to the resumed frame is indirect, not a ret: a ret
+ * with no matching call would mispredict every time.
+ */
+#ifndef GMPRT_SWITCH_X86_64_H
+#define GMPRT_SWITCH_X86_64_H
+
+static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, void *new_sp)
+{
+	__asm__ volatile(
+		"leaq	-128(%%rsp), %%rsp\n\t"
+		"pushq	%%rbp\n\t"
+		"subq	$8, %%rsp\n\t"
+		"stmxcsr	(%%rsp)\n\t"
+		"fnstcw	4(%%rsp)\n\t"
+		"movl	(%%rsp), %%eax\n\t"	/* each read at its store's width */
+		"movzwl	4(%%rsp), %%edx\n\t"
+		"leaq	1f(%%rip), %%rcx\n\t"
+		"pushq	%%rcx\n\t"
+		"movq	%%rsp, (%%rdi)\n\t"
+		"movq	%%rsi, %%rsp\n\t"
+		"cmpl	8(%%rsp), %%eax\n\t"
+		"jne	2f\n\t"
+		"cmpw	12(%%rsp), %%dx\n\t"
+		"je	3f\n"
+		"2:\tldmxcsr	8(%%rsp)\n\t"
+		"fldcw	12(%%rsp)\n"
+		"3:\tpopq	%%rcx\n\t"
+		"jmp	*%%rcx\n"
+		"1:\taddq	$8, %%rsp\n\t"
+		"popq	%%rbp\n\t"
+		"leaq	128(%%rsp), %%rsp"
+		: "+D"(save_sp), "+S"(new_sp)
+		:
+		: "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+		  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+		  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+
+#endif /* GMPRT_SWITCH_X86_64_H */
