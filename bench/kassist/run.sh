@@ -234,7 +234,7 @@ switch_rows() {
 		"$(median "$S/switch_stats" 1)" — ns %.0f "—" "≤ 100 ns" abs_le 100 "$note ${idle#fail}"
 	row switch "sched_switch program per run, our plain threads" \
 		"$(median "$S/switch_stats" 2)" — ns %.0f "—" "≤ 200 ns" abs_le 200 "$note"
-	row switch "sched_switch program per run, our Ms (armed, events posted)" \
+	row switch "sched_switch program per run, our Ms (armed, blocking in read/write)" \
 		"$(median "$S/switch_stats" 3)" — ns %.0f "—" "≤ 200 ns" abs_le 200 "$note"
 }
 

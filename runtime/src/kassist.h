@@ -29,11 +29,10 @@
  *     of the process, even after kassist_fini() or in a fork child: the
  *     shared mapping is then replaced by private memory nobody watches.
  *   - The M that owns a slot writes its armed word; two others may change
- *     it: the BPF program clears it when the thread dies, and a thread
- *     that finds the M's "wake" arming stale turns it into "quiet" by CAS
- *     (kassist_quiet).  Arming needs no
- *     fence: the BPF program that reads it runs in the M's own context at
- *     switch-out.
+ *     it: the BPF program clears it when the thread dies, and a thread that
+ *     finds the M's "wake" arming stale turns it into "quiet" by CAS
+ *     (kassist_quiet).  Arming needs no fence: the BPF program that reads
+ *     it runs in the M's own context at switch-out.
  *   - The slot says what the kernel saw; whether the M still owns a P is the
  *     scheduler's to check (CAS on the P), never the slot's.
  */

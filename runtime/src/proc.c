@@ -654,9 +654,9 @@ static struct p *find_blocked_with_work(uintptr_t *owner)
 /* For the watcher and sysmon when an event woke them: some M may have
  * armed "wake" while its P had work that thieves took since.  Quieten each
  * M that owns a P with an empty queue, blocked or not (kassist.h has the
- * why).  The queue is looked at
- * again after the CAS: an M arms after filling its queue (rt_exit), so if
- * the arming we hit is a fresh "wake", that queue is not empty to us. */
+ * why).  The queue is looked at again after the CAS: an M arms after
+ * filling its queue (rt_exit), so if the arming we hit is a fresh "wake",
+ * that queue is not empty to us. */
 void quiet_stale_wakes(void)
 {
 	int32_t n = maxprocs_now();
