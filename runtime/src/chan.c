@@ -83,7 +83,7 @@ static size_t ring_next(const gmp_chan *c, size_t i)
 
 /* Copies one element; a NULL destination discards it (recv with elem NULL).
  * The common sizes are copied inline, not through a call to memcpy. */
-static void elem_copy(const gmp_chan *c, void *dst, const void *src)
+static hot_inline void elem_copy(const gmp_chan *c, void *dst, const void *src)
 {
 	if (!c->elem_size || !dst)
 		return;
@@ -135,7 +135,7 @@ static void select_unlink_siblings(gmp_chan *c, struct sudog *fired)
 
 /* Marks a dequeued waiter as served and returns its G, which the caller
  * readies once it has unlocked every channel it holds. */
-static struct g *waiter_claim(gmp_chan *c, struct sudog *sg, bool success)
+static hot_inline struct g *waiter_claim(gmp_chan *c, struct sudog *sg, bool success)
 {
 	struct g *gp = sg->g;
 	if (sg->is_select)
@@ -147,7 +147,7 @@ static struct g *waiter_claim(gmp_chan *c, struct sudog *sg, bool success)
 
 /* Sends without blocking: 0 sent, -EPIPE closed, -EAGAIN it would block.
  * *wake is set to a receiver to ready after unlocking. */
-static int send_locked(gmp_chan *c, const void *elem, struct g **wake)
+static hot_inline int send_locked(gmp_chan *c, const void *elem, struct g **wake)
 {
 	if (c->closed)
 		return -EPIPE;
@@ -170,7 +170,7 @@ static int send_locked(gmp_chan *c, const void *elem, struct g **wake)
 /* Takes the value of a waiting sender.  Unbuffered: straight from the
  * sender.  Buffered (then full): the head of the ring, whose slot the
  * sender's value refills, so the ring's order is kept. */
-static void recv_from_sender(gmp_chan *c, struct sudog *sg, void *elem)
+static hot_inline void recv_from_sender(gmp_chan *c, struct sudog *sg, void *elem)
 {
 	if (c->cap == 0) {
 		elem_copy(c, elem, sg->elem);
@@ -185,7 +185,7 @@ static void recv_from_sender(gmp_chan *c, struct sudog *sg, void *elem)
 
 /* Receives without blocking: 1 a value, 0 closed and drained (elem zeroed),
  * -EAGAIN it would block.  *wake as for send_locked. */
-static int recv_locked(gmp_chan *c, void *elem, struct g **wake)
+static hot_inline int recv_locked(gmp_chan *c, void *elem, struct g **wake)
 {
 	size_t n = qcount_get(c);
 	if (c->closed && n == 0) {
@@ -228,25 +228,24 @@ GMP_API gmp_chan *gmp_chan_make(size_t elem_size, size_t cap)
 	return c;
 }
 
-/* chan_send and chan_recv hold one runtime level (rt_hold) around the lock,
+/* chan_send and chan_recv hold one runtime level (rt_hold) for the lock,
  * the operation and the wake-up that follows, so that the P is entered and
- * left once per operation rather than once for the lock and once more for
- * goready.  These two end that level. */
+ * left once per operation: the channel lock shares that level (rt_lock_in).
+ * These two end it. */
 static int op_done(gmp_chan *c, struct g *wake, int r)
 {
-	rt_unlock(&c->lock);
+	rt_unlock_in(&c->lock);
 	if (wake)
 		goready(wake);
 	rt_release();
 	return r;
 }
 
-/* Parks on c, whose lock is held.  The extra level is dropped first (the
- * lock still keeps us in the runtime), so the park happens at the depth the
+/* Parks on c, whose lock is held.  The operation's level is the lock's,
+ * which the unlock function releases: the park happens at the depth the
  * rule of runtime.h requires. */
 static void op_park(gmp_chan *c, const char *reason)
 {
-	rt_release();
 	gopark_unlock(&c->lock, reason);
 }
 
@@ -259,7 +258,7 @@ static int chan_send(gmp_chan *c, const void *elem, bool block)
 		return -EINVAL;
 	struct g *wake = NULL;
 	rt_hold();
-	rt_lock(&c->lock);
+	rt_lock_in(&c->lock);
 	int r = send_locked(c, elem, &wake);
 	if (r != -EAGAIN || !block)
 		return op_done(c, wake, r);
@@ -276,7 +275,7 @@ static int chan_recv(gmp_chan *c, void *elem, bool block)
 		return -EINVAL;
 	struct g *wake = NULL;
 	rt_hold();
-	rt_lock(&c->lock);
+	rt_lock_in(&c->lock);
 	int r = recv_locked(c, elem, &wake);
 	if (r != -EAGAIN || !block)
 		return op_done(c, wake, r);

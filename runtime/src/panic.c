@@ -159,7 +159,7 @@ static bool overflowed(const struct stack *st, uintptr_t addr, uintptr_t sp)
 
 static void on_fault(int sig, siginfo_t *info, void *uc)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	uintptr_t addr = (uintptr_t)info->si_addr;
 	if (mp && info->si_code > 0) {
 		struct g *gp = mp->curg ? mp->curg : &mp->g0;

@@ -88,7 +88,7 @@ static bool xsave_usable(void)
 static void on_preempt(int sig, siginfo_t *info, void *ucv)
 {
 	ucontext_t *uc = ucv;
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (!mp || mp->adopted || mp->rtdepth > 0 || !mp->curg)
 		return;
 	struct g *gp = mp->curg;
@@ -108,7 +108,7 @@ static void on_preempt(int sig, siginfo_t *info, void *ucv)
 void asyncpreempt_park(void)
 {
 	int saved_errno = errno;
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	atomic_store_explicit(&mp->preempt_gen, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mp->p->npreempt, 1, memory_order_relaxed);
 	gmp_yield();

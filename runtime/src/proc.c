@@ -79,11 +79,6 @@ void sysmon_main(void);
 
 /* ---- small helpers ------------------------------------------------------ */
 
-struct m *getm(void)
-{
-	return tls_m;
-}
-
 int64_t nanotime(void)
 {
 	struct timespec ts;
@@ -101,7 +96,7 @@ static uint64_t rand_next(uint64_t *state)
 
 uint32_t fastrand(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (!mp) {
 		static _Atomic uint64_t shared_state = 0x9e3779b97f4a7c15ULL;
 		uint64_t s = atomic_fetch_add(&shared_state, 0x9e3779b97f4a7c15ULL);
@@ -175,6 +170,10 @@ static void run_after_slow(struct m *mp)
 				runqput(mp->p, a.g, true);
 		}
 		break;
+	case AFTER_PARK_UNLOCK:
+		atomic_store_explicit(&a.g->status, G_WAITING, memory_order_release);
+		rt_unlock(a.arg);
+		break;
 	case AFTER_RUNQPUT:
 		runqput(mp->p, a.g, false);
 		break;
@@ -199,10 +198,10 @@ static inline void run_after(struct m *mp)
 }
 
 /* Runs on the arriving side of every switch. */
-static inline __attribute__((always_inline)) void switch_finish(struct g *self)
+static hot_inline void switch_finish(struct g *self)
 {
 	san_after_switch(self);
-	run_after(tls_m);
+	run_after(getm());
 }
 
 /* Canary-mode overflow check at a switch.  The canary is read only when the
@@ -220,8 +219,7 @@ static void check_stack(struct g *gp)
 
 /* Saves from's context and resumes to's, on this M.  Returns when from is
  * switched back to, possibly on another M. */
-static inline __attribute__((always_inline)) void switch_to(struct g *from, struct g *to,
-								bool from_dead)
+static hot_inline void switch_to(struct g *from, struct g *to, bool from_dead)
 {
 	if (from->stack.hi && !from->stack.guarded)
 		check_stack(from);
@@ -236,7 +234,7 @@ void goexit1(void) __attribute__((noreturn));
 
 void gostart(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	struct g *gp = mp->curg;
 	if (!gp) {
 		switch_finish(&mp->g0);
@@ -252,7 +250,7 @@ void gostart(void)
 
 static void acquirep(struct p *pp)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->p || pp->m)
 		fatal_nodump("acquirep: P %d already owned", pp->id);
 	mp->p = pp;
@@ -264,7 +262,7 @@ static bool p_still_mine(struct m *mp);
 
 __attribute__((noinline)) static struct p *releasep(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	struct p *pp = mp->p;
 	/* Ours, or stopped by our own stop of the world; a retaker's check
 	 * (P_RETAKING) is waited out in p_still_mine. */
@@ -412,7 +410,7 @@ struct m *rt_enter_outer(struct m *mp)
 		}
 	}
 	exitsyscall(mp);
-	return tls_m;
+	return getm();
 }
 
 /* Our P went to another M while we were blocked.  Take an idle P, or queue
@@ -735,7 +733,7 @@ static bool become_watcher(struct m *mp)
 
 static void stopm(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->p)
 		fatal_nodump("stopm holding a P");
 	rt_lock(&sched.lock);
@@ -1052,7 +1050,7 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 
 /* The next G from pp's own queues, with the global queue first every 61st
  * tick so that it cannot starve. */
-static struct g *runnable_local(struct p *pp, bool *inherit)
+static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
 {
 	*inherit = false;
 	if (unlikely(pp->fairness_left-- == 0)) {
@@ -1072,7 +1070,7 @@ void injectglist(struct g *list)
 {
 	if (!list)
 		return;
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp && mp->p && !mp->curg) {
 		/* g0 with a P: keep them here, and wake others to share. */
 		while (list) {
@@ -1131,8 +1129,8 @@ static void prepare_run(struct m *mp, struct g *gp, bool inherit)
 /* gp (running on mp) stops running for next, which came off mp's P with
  * inherit as runqget says; mp->after says what happens to gp.  A NULL next,
  * or one bound to another M, sends mp to g0 (schedule), which deals with it. */
-static inline __attribute__((always_inline)) void
-switch_away_to(struct m *mp, struct g *gp, struct g *next, bool inherit, bool dead)
+static hot_inline void switch_away_to(struct m *mp, struct g *gp, struct g *next, bool inherit,
+				   bool dead)
 {
 	gp->spawn_run = 0;
 	if (next && !next->lockedm) {
@@ -1165,34 +1163,43 @@ static void switch_away(struct m *mp, struct g *gp, bool dead)
 	switch_away_to(mp, gp, next, inherit, dead);
 }
 
-void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason)
-{
-	struct g *gp = getg();
-	if (gp->adopted) {
-		park_adopted(gp, unlockf, arg, reason);
-		return;
-	}
-	struct m *mp = rt_enter();
-	if (gp == &mp->g0)
-		fatal("gopark on the scheduler's stack");
-	gp->waitreason = reason;
-	mp->after = (struct after_switch){ AFTER_PARK, gp, unlockf, arg };
-	switch_away(mp, gp, false);
-	rt_exit();
-}
-
 static bool unlock_rt_lock(struct g *gp, void *l)
 {
 	rt_unlock(l);
 	return true;
 }
 
-void gopark_unlock(struct rt_lock *l, const char *reason)
+/* gopark, with what happens after the switch in a (kind, unlockf, arg). */
+static hot_inline void park(struct after_switch a, const char *reason)
 {
-	gopark(unlock_rt_lock, l, reason);
+	struct g *gp = getg();
+	if (gp->adopted) {
+		park_adopted(gp, a.unlockf ? a.unlockf : unlock_rt_lock, a.arg, reason);
+		return;
+	}
+	struct m *mp = rt_enter();
+	if (gp == &mp->g0)
+		fatal("gopark on the scheduler's stack");
+	gp->waitreason = reason;
+	a.g = gp;
+	mp->after = a;
+	switch_away(mp, gp, false);
+	rt_exit();
 }
 
-static void ready(struct g *gp, bool next);
+void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason)
+{
+	park((struct after_switch){ AFTER_PARK, NULL, unlockf, arg }, reason);
+}
+
+/* The most common park, with no unlock function to call: run_after
+ * releases the lock itself. */
+void gopark_unlock(struct rt_lock *l, const char *reason)
+{
+	park((struct after_switch){ AFTER_PARK_UNLOCK, NULL, NULL, l }, reason);
+}
+
+static inline void ready(struct g *gp, bool next);
 
 /* WAITING -> RUNNABLE.  A G that is still switching away (a waker found it
  * through a queue that gopark's unlock function has not yet released) is
@@ -1259,9 +1266,9 @@ static __attribute__((noinline)) void ready_slow(struct g *gp)
 
 /* Makes gp runnable: in runnext (next) or at the tail of this P's queue, or
  * on the global queue from a thread without a P. */
-static void ready(struct g *gp, bool next)
+static hot_inline void ready(struct g *gp, bool next)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (unlikely(!mp || mp->adopted || gp->adopted)) {
 		ready_slow(gp);
 		return;
@@ -1280,7 +1287,7 @@ static void ready(struct g *gp, bool next)
 
 static void gcstopm(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->spinning) {
 		mp->spinning = false;
 		atomic_fetch_sub(&sched.nmspinning, 1);
@@ -1409,7 +1416,7 @@ static struct g *block_in_netpoll(int64_t polluntil, bool *got_p)
 /* Finds a runnable G; blocks until there is one (Go's findRunnable). */
 static struct g *findrunnable(bool *inherit)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	for (;;) {
 		struct p *pp = mp->p;
 		struct g *gp;
@@ -1518,7 +1525,7 @@ static void startlockedm(struct g *gp)
  * runnable and someone hands us a P (Go's stoplockedm). */
 static void stoplockedm(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->p)
 		handoffp(releasep());
 	rt_lock(&sched.lock);
@@ -1536,7 +1543,7 @@ static void execute(struct m *mp, struct g *gp, bool inherit)
 
 static void schedule(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	for (;;) {
 		if (mp->lockedg) {
 			stoplockedm();
@@ -1637,11 +1644,11 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 	 * that spawns a few and waits (a fan-out) is never held back.  sysmon's
 	 * preemption request is honoured here too: gmp_go is where a spawning
 	 * loop spends its time, out of reach of the signal. */
-	struct g *self = tls_m->curg;
+	struct g *self = getm()->curg;
 	if (self && ++self->spawn_run > RUNQ_SIZE &&
 	    atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > (int64_t)RUNQ_SIZE * maxprocs_now())
 		gosched(true);
-	else if (preempt_pending(tls_m))
+	else if (preempt_pending(getm()))
 		gosched(true);
 	return goid;
 }
@@ -1884,7 +1891,7 @@ static struct p *procresize(int32_t n)
 			atomic_store(&nallp, i + 1);
 		}
 	}
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	struct p *mine = mp ? mp->p : NULL;
 	if (mine && mine->id >= n) { /* ours goes away: move to P 0 first */
 		releasep();
@@ -1915,7 +1922,7 @@ static struct p *procresize(int32_t n)
 
 static void stoptheworld(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	rt_lock(&sched.stwlock);
 	rt_lock(&sched.lock);
 	note_clear(&sched.stopnote);
@@ -1947,7 +1954,7 @@ static void stoptheworld(void)
 
 static void starttheworld(struct p *runnable)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->p)
 		atomic_store(&mp->p->status, (uintptr_t)mp | P_RUNTIME);
 	atomic_store(&sched.gcwaiting, 0);

@@ -44,6 +44,9 @@
 #define GMP_API __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+/* For the small steps of a switch or a channel operation, which the
+ * compiler would otherwise call, each with its own register saves. */
+#define hot_inline inline __attribute__((always_inline))
 #define CACHELINE 64
 
 enum {
@@ -225,6 +228,7 @@ struct p {
 enum after_kind {
 	AFTER_NONE,
 	AFTER_PARK,	/* run after.unlockf(after.g, after.arg); resume after.g if it says no */
+	AFTER_PARK_UNLOCK, /* after.g parked: rt_unlock(after.arg) (gopark_unlock) */
 	AFTER_RUNQPUT,	/* after.g yielded: put it on the local run queue */
 	AFTER_GLOBRUNQPUT, /* after.g yielded while bound: put it on the global queue */
 	AFTER_GFREE,	/* after.g exited: free it */
@@ -328,7 +332,7 @@ struct sched {
 extern struct sched sched;
 extern struct p *allp[MAXPROCS_LIMIT];
 
-struct m *getm(void);
+static inline struct m *getm(void);
 static inline struct g *getg(void);
 
 /* Goroutine park and wake (Go's gopark/goready).  unlockf runs once the G's
@@ -570,12 +574,28 @@ static inline struct kassist_slot *m_kslot(struct m *mp)
 	return __atomic_load_n(&mp->kslot, __ATOMIC_ACQUIRE);
 }
 
-/* The current G, via the current M.  Inline: used on every fast path. */
+/* The current M: tls_m, written by the thread it belongs to (mstart,
+ * adoption, mexit) and read through getm() only.  A goroutine may resume
+ * on another thread after a switch in the middle of a function, and a
+ * compiler may keep a thread-local's address, computed before the switch,
+ * past it (a TSan build did: it read the old thread's tls_m).  getm()'s
+ * asm volatile reads the variable afresh, through the thread pointer of
+ * the moment, and is never moved across the switch's asm. */
 extern __thread struct m *tls_m __attribute__((tls_model("initial-exec")));
+static inline struct m *getm(void)
+{
+	struct m *mp;
+	__asm__ volatile("movq tls_m@gottpoff(%%rip), %0\n\t"
+			 "movq %%fs:(%0), %0"
+			 : "=r"(mp));
+	return mp;
+}
+
+/* The current G, via the current M.  Inline: used on every fast path. */
 struct g *adopt_thread(void);
 static inline struct g *getg(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (unlikely(mp == NULL))
 		return adopt_thread();
 	return mp->curg ? mp->curg : &mp->g0;
@@ -590,7 +610,7 @@ static inline struct g *getg(void)
  * every other case: the userspace path, a lost P, adopted Ms). */
 static inline struct m *rt_enter(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->rtdepth > 0) {
 		mp->rtdepth++;
 		return mp;
@@ -613,7 +633,7 @@ static inline struct m *rt_enter(void)
  * stay at depth 0 and own no P. */
 static inline void rt_exit(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp->rtdepth > 1) {
 		mp->rtdepth--;
 		return;
@@ -636,20 +656,21 @@ static inline void rt_exit(void)
  * (sysmon, a foreign thread not adopted yet), which has no P to hold. */
 static inline void rt_hold(void)
 {
-	if (tls_m)
+	if (getm())
 		rt_enter();
 }
 
 static inline void rt_release(void)
 {
-	if (tls_m)
+	if (getm())
 		rt_exit();
 }
 
-/* Taking a runtime lock enters the runtime; one CAS when it is free. */
-static inline void rt_lock(struct rt_lock *l)
+/* A runtime lock, for code that holds a runtime level of its own that the
+ * lock may share (chan.c: one level for the whole operation): one CAS when
+ * the lock is free. */
+static inline void rt_lock_in(struct rt_lock *l)
 {
-	rt_hold();
 	uint32_t zero = 0;
 	if (likely(atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
 							   memory_order_relaxed)))
@@ -658,12 +679,24 @@ static inline void rt_lock(struct rt_lock *l)
 }
 
 /* A release store and a look at the sleeper count (lock.c says why that
- * needs no fence), then leaving the runtime. */
-static inline void rt_unlock(struct rt_lock *l)
+ * needs no fence); the level stays. */
+static inline void rt_unlock_in(struct rt_lock *l)
 {
 	atomic_store_explicit(&l->key, 0, memory_order_release);
 	if (unlikely(atomic_load_explicit(rt_lock_sleepers_of(l), memory_order_relaxed) != 0))
 		rt_lock_wake(l);
+}
+
+/* Taking a runtime lock enters the runtime; leaving it leaves. */
+static inline void rt_lock(struct rt_lock *l)
+{
+	rt_hold();
+	rt_lock_in(l);
+}
+
+static inline void rt_unlock(struct rt_lock *l)
+{
+	rt_unlock_in(l);
 	rt_release();
 }
 

@@ -85,7 +85,7 @@ static void sema_acquire(struct sema *s, bool lifo, const char *reason)
  * the caller is a goroutine that may yield. */
 static void yield_to_woken(void)
 {
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	if (mp && mp->curg && !mp->curg->adopted)
 		gmp_yield();
 }
@@ -157,7 +157,7 @@ static bool mutex_can_spin(int iter)
 		       atomic_load_explicit(&sched.nmspinning, memory_order_relaxed);
 	if (busy <= 1)
 		return false;
-	struct m *mp = tls_m;
+	struct m *mp = getm();
 	return mp && mp->p && runqempty(mp->p);
 }
 
