@@ -1174,7 +1174,7 @@ static hot_inline void park(struct after_switch a, const char *reason)
 {
 	struct g *gp = getg();
 	if (gp->adopted) {
-		park_adopted(gp, a.unlockf ? a.unlockf : unlock_rt_lock, a.arg, reason);
+		park_adopted(gp, a.kind == AFTER_PARK_UNLOCK ? unlock_rt_lock : a.unlockf, a.arg, reason);
 		return;
 	}
 	struct m *mp = rt_enter();

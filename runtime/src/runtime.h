@@ -15,7 +15,8 @@
  *
  * Invariants every file relies on:
  *   - An M runs runtime code (rtdepth > 0: between rt_enter and rt_exit,
- *     or holding an rt_lock) only while it owns m->p, and then nobody can
+ *     or holding an rt_lock, which counts a level unless it shares one its
+ *     taker holds: rt_lock_in) only while it owns m->p, and then nobody can
  *     take that P.  In goroutine code (rtdepth 0) its P may be retaken
  *     while it is blocked in the kernel; it finds out at its next
  *     rt_enter.  Adopted threads never own a P.
@@ -27,7 +28,7 @@
  *   - Runtime code never holds an rt_lock across a context switch except the
  *     one handed to gopark's unlock function.
  *   - Never cache getm() across a call that may park: the G may resume on
- *     another M.
+ *     another M.  Nor read tls_m but through getm() (see there).
  */
 #ifndef GMPRT_RUNTIME_H
 #define GMPRT_RUNTIME_H
