@@ -1122,8 +1122,10 @@ static void prepare_run(struct m *mp, struct g *gp, bool inherit)
 	mp->curg = gp;
 	gp->m = mp;
 	atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
-	if (!inherit) /* sysmon reads it */
-		__atomic_store_n(&mp->p->schedtick, mp->p->schedtick + 1, __ATOMIC_RELAXED);
+	struct p *pp = mp->p; /* sysmon reads both counters */
+	__atomic_store_n(&pp->nswitch, pp->nswitch + 1, __ATOMIC_RELAXED);
+	if (!inherit)
+		__atomic_store_n(&pp->schedtick, pp->schedtick + 1, __ATOMIC_RELAXED);
 }
 
 /* gp (running on mp) stops running for next, which came off mp's P with

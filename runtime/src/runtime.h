@@ -188,6 +188,7 @@ struct p {
 	struct m *m;			/* owner, NULL when idle */
 	struct p *link;			/* idle list */
 	uint32_t schedtick;		/* incremented on every schedule */
+	uint32_t nswitch;		/* every switch to a G, inherited slices too: sysmon's sign of progress */
 	uint32_t fairness_left;		/* schedules until the global queue goes first */
 
 	/* local run queue: the owner puts at tail, anyone takes at head */

@@ -13,7 +13,9 @@
  *   - preempted (SIGURG to its M), if one goroutine has run on it in
  *     goroutine code for 10 ms;
  *   - woken for, if work sits on it while Ps are idle and nobody spins
- *     (goready does not wake a P for a lone runnext G; see proc.c);
+ *     (goready does not wake a P for a lone runnext G; see proc.c), and it
+ *     has switched to no G since the last round (nswitch: goroutines
+ *     trading the P through runnext keep the tick still, not the P);
  *   - given another try at a thread (restart_stranded), if it is idle with
  *     work because a spare M could not be started.
  * It also polls the network if nobody has for 10 ms, gives the pages of
@@ -51,6 +53,7 @@ enum {
 struct psnap {
 	uint32_t tick;		/* schedtick last seen */
 	int64_t since;		/* when it last changed */
+	uint32_t nswitch;	/* nswitch last seen */
 };
 static struct psnap snaps[MAXPROCS_LIMIT];
 
@@ -100,6 +103,12 @@ static bool watcher_waiting(void)
 static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 {
 	uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
+	/* Goroutines that hand the P to each other through runnext share one
+	 * time slice, so the tick stands still for them (preemption counts
+	 * it), but they are not stuck: nswitch says so. */
+	uint32_t nswitch = __atomic_load_n(&pp->nswitch, __ATOMIC_RELAXED);
+	bool switching = nswitch != ps->nswitch;
+	ps->nswitch = nswitch;
 	uintptr_t st = atomic_load(&pp->status);
 	struct m *owner = P_OWNER(st);
 	bool user = owner && (st & P_USER);
@@ -124,7 +133,7 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 		ps->since = now;
 		return false;
 	}
-	if (user && !slot && blocked_long_enough(st, ps, now, work))
+	if (user && !slot && !switching && blocked_long_enough(st, ps, now, work))
 		return retake(pp, st);
 	if (user && config.preempt && now - ps->since >= PREEMPT_NS) {
 		ps->since = now; /* once per slice */
@@ -133,7 +142,8 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 		preempt_request(owner);
 		return true;
 	}
-	if (work && atomic_load(&sched.npidle) > 0 && atomic_load(&sched.nmspinning) == 0) {
+	if (work && !switching && atomic_load(&sched.npidle) > 0 &&
+	    atomic_load(&sched.nmspinning) == 0) {
 		wakep();
 		return true;
 	}
