@@ -133,7 +133,7 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 		ps->since = now;
 		return false;
 	}
-	if (user && !slot && !switching && blocked_long_enough(st, ps, now, work))
+	if (user && !slot && blocked_long_enough(st, ps, now, work))
 		return retake(pp, st);
 	if (user && config.preempt && now - ps->since >= PREEMPT_NS) {
 		ps->since = now; /* once per slice */
