@@ -105,7 +105,8 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
 	/* Goroutines that hand the P to each other through runnext share one
 	 * time slice, so the tick stands still for them (preemption counts
-	 * it), but they are not stuck: nswitch says so. */
+	 * it), but they are not stuck: a P is woken for their queued work
+	 * only once nswitch stands still too. */
 	uint32_t nswitch = __atomic_load_n(&pp->nswitch, __ATOMIC_RELAXED);
 	bool switching = nswitch != ps->nswitch;
 	ps->nswitch = nswitch;
