@@ -57,13 +57,6 @@ int futex_wake(_Atomic uint32_t *addr, int n)
 	return (int)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-static inline bool try_key(struct rt_lock *l)
-{
-	uint32_t zero = 0;
-	return atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
-						       memory_order_relaxed);
-}
-
 enum { LOCK_SLEEP_NS = 1000000 };	/* the backstop above */
 
 _Atomic uint32_t rt_lock_sleepers[RT_LOCK_BUCKETS];
@@ -71,13 +64,13 @@ _Atomic uint32_t rt_lock_sleepers[RT_LOCK_BUCKETS];
 void rt_lock_slow(struct rt_lock *l)
 {
 	for (int spin = 0; spin < 100; spin++) {
-		if (atomic_load_explicit(&l->key, memory_order_relaxed) == 0 && try_key(l))
+		if (atomic_load_explicit(&l->key, memory_order_relaxed) == 0 && rt_lock_try_key(l))
 			return;
 		cpu_relax();
 	}
 	_Atomic uint32_t *sleepers = rt_lock_sleepers_of(l);
 	atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
-	while (!try_key(l))
+	while (!rt_lock_try_key(l))
 		futex_wait(&l->key, 1, LOCK_SLEEP_NS);
 	atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
 }

@@ -1117,7 +1117,7 @@ static void park_adopted(struct g *gp, bool (*unlockf)(struct g *, void *), void
 }
 
 /* Sets gp running on mp, which owns a P. */
-static void prepare_run(struct m *mp, struct g *gp, bool inherit)
+static hot_inline void prepare_run(struct m *mp, struct g *gp, bool inherit)
 {
 	mp->curg = gp;
 	gp->m = mp;
@@ -1147,7 +1147,7 @@ static hot_inline void switch_away_to(struct m *mp, struct g *gp, struct g *next
 
 /* Due timers and a stop of the world are g0's business (findrunnable), so a
  * G that stops running goes there for them rather than to a local G. */
-static bool g0_has_business(struct p *pp)
+static hot_inline bool g0_has_business(struct p *pp)
 {
 	return atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) ||
 	       (has_timers(pp) && atomic_load(&pp->timer0_when) <= nanotime());
@@ -1685,23 +1685,21 @@ static void gosched_slow(struct m *mp, struct g *gp, bool to_global)
 }
 
 /* The common local yield, decided in one pass: a G not bound to its M, on a
- * P with local work, no timer and no stop of the world pending, and no
- * fairness tick due (runnable_local's global-first turn).  It makes the
- * choices gosched_slow and switch_away would, and nothing else.  Without
- * thieves gp goes to the tail before its registers are saved: only this
- * M, which holds the P until the switch is done, could take it.  false,
- * having done nothing, when the case is not this one. */
+ * P with local work and nothing for g0 to do.  It picks the next G as
+ * switch_away would (runnable_local, with its fairness turn), and puts gp
+ * where gosched_slow would.  Without thieves gp goes to the tail before its
+ * registers are saved: only this M, which holds the P until the switch is
+ * done, could take it.  false, having done nothing, when the case is not
+ * this one. */
 static inline bool yield_local(struct m *mp, struct g *gp)
 {
 	struct p *pp = mp->p;
-	if (mp->lockedg || has_timers(pp) || pp->fairness_left == 0 ||
-	    atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed))
+	if (mp->lockedg || runqempty_own(pp) || g0_has_business(pp))
 		return false;
 	bool inherit;
-	struct g *next = runqget(pp, &inherit);
+	struct g *next = runnable_local(pp, &inherit);
 	if (!next)
-		return false;
-	pp->fairness_left--;
+		return false; /* thieves emptied the queue meanwhile */
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (no_thieves())
 		runqput(pp, gp, false);

@@ -671,11 +671,16 @@ static inline void rt_release(void)
 /* A runtime lock, for code that holds a runtime level of its own that the
  * lock may share (chan.c: one level for the whole operation): one CAS when
  * the lock is free. */
-static inline void rt_lock_in(struct rt_lock *l)
+static inline bool rt_lock_try_key(struct rt_lock *l)
 {
 	uint32_t zero = 0;
-	if (likely(atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
-							   memory_order_relaxed)))
+	return atomic_compare_exchange_strong_explicit(&l->key, &zero, 1, memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+static inline void rt_lock_in(struct rt_lock *l)
+{
+	if (likely(rt_lock_try_key(l)))
 		return;
 	rt_lock_slow(l);
 }

@@ -604,13 +604,15 @@ static enum result t_pingpong_wakes_nobody(void)
 {
 	enum { ROUNDS = 20000 };
 	char *env[] = { "GMP_MAXPROCS=2", "GMP_DEBUG=schedtrace=50", "SCHED_TEST_LINGER_MS=120", NULL };
-	char *args[] = { "pingpong", "20000", NULL };
+	char rounds[16];
+	char *args[] = { "pingpong", rounds, NULL };
 	static struct child c;
 	char line[4096];
 	const char *reason;
 	enum result r;
 	long wakeups;
 
+	snprintf(rounds, sizeof(rounds), "%d", ROUNDS);
 	if (run_child(&c, env, NULL, args, 30000) != 0)
 		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
 	if ((r = child_ok(&c, "pingpong child")) != PASS)
