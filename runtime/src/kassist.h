@@ -100,18 +100,19 @@ int kassist_slot_index(const struct kassist_slot *slot);
  * (membarrier, milliseconds) so that no BPF run still writes the slot. */
 void kassist_unregister(struct kassist_slot *slot);
 
-/* Per-M arm/disarm: plain stores on the M's own slot; NULL is a no-op. */
-static inline void kassist_arm(struct kassist_slot *slot)
+/* Per-M arm/disarm: plain stores on the M's own slot; NULL is a no-op.
+ * Armed; with wake, a block also posts an event (KASSIST_ARMED_WAKE, see
+ * bpf/kassist.h), else it posts none (KASSIST_ARMED). */
+static inline void kassist_arm_for(struct kassist_slot *slot, bool wake)
 {
 	if (slot)
-		__atomic_store_n(&slot->armed, KASSIST_ARMED_WAKE, __ATOMIC_RELEASE);
+		__atomic_store_n(&slot->armed, wake ? KASSIST_ARMED_WAKE : KASSIST_ARMED,
+				 __ATOMIC_RELEASE);
 }
 
-/* Armed, but a block posts no event (see KASSIST_ARMED in bpf/kassist.h). */
-static inline void kassist_arm_quiet(struct kassist_slot *slot)
+static inline void kassist_arm(struct kassist_slot *slot)
 {
-	if (slot)
-		__atomic_store_n(&slot->armed, KASSIST_ARMED, __ATOMIC_RELEASE);
+	kassist_arm_for(slot, true);
 }
 
 static inline void kassist_disarm(struct kassist_slot *slot)

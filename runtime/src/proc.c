@@ -197,11 +197,13 @@ static inline void run_after(struct m *mp)
 		run_after_slow(mp);
 }
 
-/* Runs on the arriving side of every switch. */
-static hot_inline void switch_finish(struct g *self)
+/* Runs on the arriving side of every switch; returns the M we are on now. */
+static hot_inline struct m *switch_finish(struct g *self)
 {
 	san_after_switch(self);
-	run_after(getm());
+	struct m *mp = getm();
+	run_after(mp);
+	return mp;
 }
 
 /* Canary-mode overflow check at a switch.  The canary is read only when the
@@ -218,14 +220,14 @@ static void check_stack(struct g *gp)
 }
 
 /* Saves from's context and resumes to's, on this M.  Returns when from is
- * switched back to, possibly on another M. */
-static hot_inline void switch_to(struct g *from, struct g *to, bool from_dead)
+ * switched back to, possibly on another M: that M. */
+static hot_inline struct m *switch_to(struct g *from, struct g *to, bool from_dead)
 {
 	if (from->stack.hi && !from->stack.guarded)
 		check_stack(from);
 	san_before_switch(from, to, from_dead);
 	gmprt_swap(&from->sp, to->sp);
-	switch_finish(from);
+	return switch_finish(from);
 }
 
 /* First code of every new goroutine, and of the main thread's g0. */
@@ -240,8 +242,7 @@ void gostart(void)
 		switch_finish(&mp->g0);
 		schedule();
 	}
-	switch_finish(gp);
-	rt_exit();
+	rt_exit_last(switch_finish(gp));
 	gp->fn(gp->arg);
 	goexit1();
 }
@@ -394,7 +395,7 @@ struct m *rt_enter_outer(struct m *mp)
 		/* The owner check costs a load of a line we wrote at rt_exit; it
 		 * catches a P lost in a way the seq did not show. */
 		if (likely(seq == mp->kseq) && pp &&
-		    likely(P_OWNER(atomic_load_explicit(&pp->status, memory_order_relaxed)) == mp))
+		    likely(P_OWNED_BY(atomic_load_explicit(&pp->status, memory_order_relaxed), mp)))
 			return mp;
 		mp->kseq = seq;
 		atomic_thread_fence(memory_order_seq_cst);
@@ -1122,27 +1123,25 @@ static hot_inline void prepare_run(struct m *mp, struct g *gp, bool inherit)
 	mp->curg = gp;
 	gp->m = mp;
 	atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
-	struct p *pp = mp->p; /* sysmon reads both counters */
-	__atomic_store_n(&pp->nswitch, pp->nswitch + 1, __ATOMIC_RELAXED);
-	if (!inherit)
-		__atomic_store_n(&pp->schedtick, pp->schedtick + 1, __ATOMIC_RELAXED);
+	struct p *pp = mp->p; /* sysmon reads the ticks */
+	__atomic_store_n(&pp->ticks, pp->ticks + P_TICK_ONE_SWITCH + !inherit, __ATOMIC_RELAXED);
 }
 
 /* gp (running on mp) stops running for next, which came off mp's P with
  * inherit as runqget says; mp->after says what happens to gp.  A NULL next,
- * or one bound to another M, sends mp to g0 (schedule), which deals with it. */
-static hot_inline void switch_away_to(struct m *mp, struct g *gp, struct g *next, bool inherit,
-				   bool dead)
+ * or one bound to another M, sends mp to g0 (schedule), which deals with it.
+ * Returns the M that gp resumes on. */
+static hot_inline struct m *switch_away_to(struct m *mp, struct g *gp, struct g *next,
+					   bool inherit, bool dead)
 {
 	gp->spawn_run = 0;
 	if (next && !next->lockedm) {
 		prepare_run(mp, next, inherit);
-		switch_to(gp, next, dead);
-		return;
+		return switch_to(gp, next, dead);
 	}
 	mp->nextg = next;
 	mp->curg = NULL;
-	switch_to(gp, &mp->g0, dead);
+	return switch_to(gp, &mp->g0, dead);
 }
 
 /* Due timers and a stop of the world are g0's business (findrunnable), so a
@@ -1154,15 +1153,16 @@ static hot_inline bool g0_has_business(struct p *pp)
 }
 
 /* gp (running on mp) stops running; mp->after says what happens to it.
- * Runs the next local G directly if there is one, else goes to g0. */
-static void switch_away(struct m *mp, struct g *gp, bool dead)
+ * Runs the next local G directly if there is one, else goes to g0.
+ * Returns the M that gp resumes on. */
+static struct m *switch_away(struct m *mp, struct g *gp, bool dead)
 {
 	struct p *pp = mp->p;
 	struct g *next = NULL;
 	bool inherit = false;
 	if (!mp->lockedg && !g0_has_business(pp))
 		next = runnable_local(pp, &inherit);
-	switch_away_to(mp, gp, next, inherit, dead);
+	return switch_away_to(mp, gp, next, inherit, dead);
 }
 
 static bool unlock_rt_lock(struct g *gp, void *l)
@@ -1185,8 +1185,7 @@ static hot_inline void park(struct after_switch a, const char *reason)
 	gp->waitreason = reason;
 	a.g = gp;
 	mp->after = a;
-	switch_away(mp, gp, false);
-	rt_exit();
+	rt_exit_last(switch_away(mp, gp, false));
 }
 
 void gopark(bool (*unlockf)(struct g *, void *), void *arg, const char *reason)
@@ -1593,7 +1592,7 @@ void goexit1(void)
 	fatal_nodump("a dead goroutine was resumed");
 }
 
-static void gosched(bool to_global);
+static void gosched_global(void);
 
 static bool preempt_pending(struct m *mp)
 {
@@ -1649,9 +1648,9 @@ GMP_API int64_t gmp_go_opts(void (*fn)(void *), void *arg, const struct gmp_go_o
 	struct g *self = getm()->curg;
 	if (self && ++self->spawn_run > RUNQ_SIZE &&
 	    atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > (int64_t)RUNQ_SIZE * maxprocs_now())
-		gosched(true);
+		gosched_global();
 	else if (preempt_pending(getm()))
-		gosched(true);
+		gosched_global();
 	return goid;
 }
 
@@ -1660,53 +1659,51 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 	return gmp_go_opts(fn, arg, NULL);
 }
 
-/* gosched in every case, in runtime code (mp is rt_enter's). */
-static void gosched_slow(struct m *mp, struct g *gp, bool to_global)
+/* gosched in every case, in runtime code (mp is rt_enter's).  Returns the
+ * M that gp goes on on. */
+static struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
 {
 	struct p *pp = mp->p;
 	bool local = !runqempty(pp);
 	bool global = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
 	if (!local && !global && !has_timers(pp))
-		return; /* nothing else to run here */
+		return mp; /* nothing else to run here */
 	to_global |= !local && global;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (mp->lockedg || to_global) {
 		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
 		if (mp->lockedg) { /* its M may run nothing else: through g0 */
 			mp->curg = NULL;
-			switch_to(gp, &mp->g0, false);
-		} else {
-			switch_away(mp, gp, false);
+			return switch_to(gp, &mp->g0, false);
 		}
 	} else {
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
-		switch_away(mp, gp, false);
 	}
+	return switch_away(mp, gp, false);
 }
 
 /* The common local yield, decided in one pass: a G not bound to its M, on a
- * P with local work and nothing for g0 to do.  It picks the next G as
+ * P with nothing for g0 to do and a G to run next.  It picks that G as
  * switch_away would (runnable_local, with its fairness turn), and puts gp
  * where gosched_slow would.  Without thieves gp goes to the tail before its
  * registers are saved: only this M, which holds the P until the switch is
- * done, could take it.  false, having done nothing, when the case is not
- * this one. */
-static inline bool yield_local(struct m *mp, struct g *gp)
+ * done, could take it.  Returns the M that gp goes on on, or NULL, having
+ * done nothing, when the case is not this one. */
+static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 {
 	struct p *pp = mp->p;
-	if (mp->lockedg || runqempty_own(pp) || g0_has_business(pp))
-		return false;
+	if (mp->lockedg || g0_has_business(pp))
+		return NULL;
 	bool inherit;
 	struct g *next = runnable_local(pp, &inherit);
 	if (!next)
-		return false; /* thieves emptied the queue meanwhile */
+		return NULL;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (no_thieves())
 		runqput(pp, gp, false);
 	else
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
-	switch_away_to(mp, gp, next, inherit, false);
-	return true;
+	return switch_away_to(mp, gp, next, inherit, false);
 }
 
 /* The running goroutine gives up its P's time: to the tail of the local
@@ -1715,17 +1712,25 @@ static inline bool yield_local(struct m *mp, struct g *gp)
  * that finds only global work, which from the local tail it would never let
  * run, as Go's Gosched always queues globally).  Returns at once when
  * nothing else could run. */
-static void gosched(bool to_global)
+static hot_inline void gosched(bool to_global)
 {
-	struct g *gp = getg();
-	if (gp->adopted) {
+	struct m *mp = getm();
+	if (unlikely(!mp || mp->adopted)) {
+		getg(); /* adopts a foreign thread */
 		sched_yield();
 		return;
 	}
-	struct m *mp = rt_enter();
-	if (to_global || !yield_local(mp, gp))
-		gosched_slow(mp, gp, to_global);
-	rt_exit();
+	mp = rt_enter_m(mp);
+	struct g *gp = mp->curg;
+	struct m *resumed = to_global ? NULL : yield_local(mp, gp);
+	if (!resumed)
+		resumed = gosched_slow(mp, gp, to_global);
+	rt_exit_last(resumed);
+}
+
+static __attribute__((noinline)) void gosched_global(void)
+{
+	gosched(true);
 }
 
 GMP_API void gmp_yield(void)

@@ -77,7 +77,9 @@ uint32_t gring_take_back(struct gring *r, struct g **out, uint32_t max)
 
 /* ---- local run queues -------------------------------------------------------- */
 
-bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
+/* Spills half of a full ring and gp to the global queue; false if a thief
+ * moved runqhead meanwhile. */
+static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
 {
 	struct g *batch[RUNQ_SIZE / 2 + 1];
 	uint32_t n = (tail - head) / 2;
@@ -91,6 +93,21 @@ bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
 	globrunqputbatch(batch, n + 1);
 	rt_unlock(&sched.lock);
 	return true;
+}
+
+void runqput_full(struct p *pp, struct g *gp)
+{
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (tail - head < RUNQ_SIZE) {
+			/* A thief made room, which only we can fill. */
+			runqput(pp, gp, false);
+			return;
+		}
+		if (runqputslow(pp, gp, head, tail))
+			return;
+	}
 }
 
 /* Copies half of victim's queue into batch[]; returns how many. */

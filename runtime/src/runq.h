@@ -10,9 +10,10 @@
 #ifndef GMPRT_RUNQ_H
 #define GMPRT_RUNQ_H
 
-/* Spills half of a full ring and gp to the global queue; false if a thief
- * moved runqhead meanwhile (the caller looks again). */
-bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail);
+/* runqput's tail end for a ring that looked full: spills half of it and gp
+ * to the global queue (or, if a thief made room meanwhile, puts gp at the
+ * tail). */
+void runqput_full(struct p *pp, struct g *gp);
 
 /* Ring slots are read racily by thieves, who then validate with a CAS on
  * runqhead: relaxed atomics say so (and keep TSan informed). */
@@ -55,17 +56,14 @@ static inline void runqput(struct p *pp, struct g *gp, bool next)
 				return;
 		}
 	}
-	for (;;) {
-		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
-		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
-		if (tail - head < RUNQ_SIZE) {
-			slot_store(pp, tail, gp);
-			atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
-			return;
-		}
-		if (runqputslow(pp, gp, head, tail))
-			return;
+	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	if (likely(tail - head < RUNQ_SIZE)) {
+		slot_store(pp, tail, gp);
+		atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
+		return;
 	}
+	runqput_full(pp, gp);
 }
 
 /* runqget when there are no thieves: plain loads and stores. */

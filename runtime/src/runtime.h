@@ -175,6 +175,11 @@ enum pstatus {
 	P_RUNTIME = 2,
 };
 #define P_OWNER(st) ((st) > P_TAGS ? (struct m *)((st) & ~(uintptr_t)P_TAGS) : NULL)
+#define P_TICK_ONE_SWITCH ((uint64_t)1 << 32)
+#define P_TICK_SCHED(t) ((uint32_t)(t))
+#define P_TICK_SWITCH(t) ((uint32_t)((t) >> 32))
+/* P_OWNER(st) == mp for an M (never NULL), in one compare */
+#define P_OWNED_BY(st, mp) (((st) & ~(uintptr_t)P_TAGS) == (uintptr_t)(mp))
 
 struct timer;
 struct timer_ent {		/* a timer heap entry (time.c) */
@@ -187,8 +192,11 @@ struct p {
 	_Atomic uintptr_t status;	/* enum pstatus, or owner | P_USER / P_RUNTIME */
 	struct m *m;			/* owner, NULL when idle */
 	struct p *link;			/* idle list */
-	uint32_t schedtick;		/* incremented on every schedule */
-	uint32_t nswitch;		/* every switch to a G, inherited slices too: sysmon's sign of progress */
+	/* sysmon's view of progress, one word for one store per switch:
+	 * P_TICK_SCHED(ticks) counts schedules (new time slices: what
+	 * preemption goes by), P_TICK_SWITCH(ticks) every switch to a G,
+	 * inherited slices too. */
+	uint64_t ticks;
 	uint32_t fairness_left;		/* schedules until the global queue goes first */
 
 	/* local run queue: the owner puts at tail, anyone takes at head */
@@ -356,6 +364,12 @@ void handoffp(struct p *pp);	/* give a P whose M is going away to a spare M or t
  * a parking call breaks the count for the goroutine that runs next. */
 static inline struct m *rt_enter(void);	/* inline below: nesting is a count */
 static inline void rt_exit(void);
+/* The same, for a caller that holds the current M already (getm()). */
+static inline struct m *rt_enter_m(struct m *mp);
+static inline void rt_exit_m(struct m *mp);
+/* rt_exit_m from depth 1 on an M that is not adopted: where a G resumes
+ * after a switch (the rule above). */
+static inline void rt_exit_last(struct m *mp);
 struct m *rt_enter_outer(struct m *mp);	/* depth 0 -> 1, the cases rt_enter does not inline */
 bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
 bool owner_blocked(uintptr_t st, int64_t before);	/* kernel saw it sleep, no later than before */
@@ -610,9 +624,8 @@ static inline struct g *getg(void)
  * when the kernel saw no block since we last looked and the P is still
  * ours, is disarming and two loads (rt_enter_outer has the whole story and
  * every other case: the userspace path, a lost P, adopted Ms). */
-static inline struct m *rt_enter(void)
+static inline struct m *rt_enter_m(struct m *mp)
 {
-	struct m *mp = getm();
 	if (mp->rtdepth > 0) {
 		mp->rtdepth++;
 		return mp;
@@ -623,35 +636,45 @@ static inline struct m *rt_enter(void)
 		mp->rtdepth = 1;
 		kassist_disarm(ks);
 		if (likely(__atomic_load_n(&ks->seq, __ATOMIC_RELAXED) == mp->kseq &&
-			   P_OWNER(atomic_load_explicit(&pp->status, memory_order_relaxed)) == mp))
+			   P_OWNED_BY(atomic_load_explicit(&pp->status, memory_order_relaxed), mp)))
 			return mp;
 	}
 	return rt_enter_outer(mp);
+}
+
+static inline struct m *rt_enter(void)
+{
+	return rt_enter_m(getm());
 }
 
 /* Back to goroutine code at depth 0: the P may be retaken if we block from
  * now on.  P_USER and arming first, the depth last: a preemption signal
  * that lands in between sees runtime code and leaves it alone.  Adopted Ms
  * stay at depth 0 and own no P. */
-static inline void rt_exit(void)
+static inline void rt_exit_last(struct m *mp)
 {
-	struct m *mp = getm();
+	struct p *pp = mp->p;
+	atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
+	/* Ask to be woken for a block only when a hand-off would pay. */
+	kassist_arm_for(mp->kslot, !runqempty_own(pp));
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp->rtdepth = 0;
+}
+
+static inline void rt_exit_m(struct m *mp)
+{
 	if (mp->rtdepth > 1) {
 		mp->rtdepth--;
 		return;
 	}
 	if (mp->adopted)
 		return;
-	atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
-	if (mp->kslot) {
-		/* Ask to be woken for a block only when a hand-off would pay. */
-		if (runqempty_own(mp->p))
-			kassist_arm_quiet(mp->kslot);
-		else
-			kassist_arm(mp->kslot);
-	}
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	mp->rtdepth = 0;
+	rt_exit_last(mp);
+}
+
+static inline void rt_exit(void)
+{
+	rt_exit_m(getm());
 }
 
 /* rt_enter/rt_exit for code that may also run on a thread without an M

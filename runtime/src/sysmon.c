@@ -102,12 +102,13 @@ static bool watcher_waiting(void)
 /* One look at pp; true if sysmon did something. */
 static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 {
-	uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
+	uint64_t ticks = __atomic_load_n(&pp->ticks, __ATOMIC_RELAXED);
+	uint32_t tick = P_TICK_SCHED(ticks);
 	/* Goroutines that hand the P to each other through runnext share one
 	 * time slice, so the tick stands still for them (preemption counts
 	 * it), but they are not stuck: a P is woken for their queued work
-	 * only once nswitch stands still too. */
-	uint32_t nswitch = __atomic_load_n(&pp->nswitch, __ATOMIC_RELAXED);
+	 * only once the switch count stands still too. */
+	uint32_t nswitch = P_TICK_SWITCH(ticks);
 	bool switching = nswitch != ps->nswitch;
 	ps->nswitch = nswitch;
 	uintptr_t st = atomic_load(&pp->status);
