@@ -172,7 +172,8 @@ static void run_after_slow(struct m *mp)
 		break;
 	case AFTER_PARK_UNLOCK:
 		atomic_store_explicit(&a.g->status, G_WAITING, memory_order_release);
-		rt_unlock(a.arg);
+		rt_unlock_in(a.arg);
+		rt_exit_m(mp);
 		break;
 	case AFTER_RUNQPUT:
 		runqput(mp->p, a.g, false);
@@ -1155,7 +1156,7 @@ static hot_inline bool g0_has_business(struct p *pp)
 /* gp (running on mp) stops running; mp->after says what happens to it.
  * Runs the next local G directly if there is one, else goes to g0.
  * Returns the M that gp resumes on. */
-static struct m *switch_away(struct m *mp, struct g *gp, bool dead)
+static hot_inline struct m *switch_away(struct m *mp, struct g *gp, bool dead)
 {
 	struct p *pp = mp->p;
 	struct g *next = NULL;
@@ -1174,13 +1175,15 @@ static bool unlock_rt_lock(struct g *gp, void *l)
 /* gopark, with what happens after the switch in a (kind, unlockf, arg). */
 static hot_inline void park(struct after_switch a, const char *reason)
 {
-	struct g *gp = getg();
-	if (gp->adopted) {
-		park_adopted(gp, a.kind == AFTER_PARK_UNLOCK ? unlock_rt_lock : a.unlockf, a.arg, reason);
+	struct m *mp = getm();
+	if (unlikely(!mp || mp->adopted)) {
+		park_adopted(getg(), a.kind == AFTER_PARK_UNLOCK ? unlock_rt_lock : a.unlockf, a.arg,
+			     reason);
 		return;
 	}
-	struct m *mp = rt_enter();
-	if (gp == &mp->g0)
+	mp = rt_enter_m(mp);
+	struct g *gp = mp->curg;
+	if (!gp)
 		fatal("gopark on the scheduler's stack");
 	gp->waitreason = reason;
 	a.g = gp;
@@ -1275,11 +1278,12 @@ static hot_inline void ready(struct g *gp, bool next)
 		return;
 	}
 	ready_status(gp);
-	struct p *pp = rt_enter()->p;
+	mp = rt_enter_m(mp);
+	struct p *pp = mp->p;
 	runqput(pp, gp, next);
 	uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
 	uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
-	rt_exit();
+	rt_exit_m(mp);
 	if (t != h)
 		wakep();
 }
@@ -1846,6 +1850,7 @@ static void p_init(struct p *pp, int32_t id)
 {
 	pp->id = id;
 	pp->rand_state = (uint64_t)id * 0x9e3779b97f4a7c15ULL + 1;
+	runq_p_init(pp);
 	atomic_store(&pp->status, P_STOPPED);
 }
 
@@ -2066,6 +2071,7 @@ __attribute__((constructor(101))) static void runtime_init(void)
 {
 	config_init();
 	stack_init();
+	runq_init();
 	pthread_key_create(&adopted_key, adopted_thread_exit);
 	atomic_store(&sched.lastpoll, nanotime());
 	bool on_main = getpid() == gettid_();

@@ -14,15 +14,65 @@
  * one batch (runqputslow).  A thief takes half of a victim's ring
  * (runqgrab), and the victim's runnext only when told to.
  *
+ * runnext with thieves about: the owner takes or swaps it on nearly every
+ * switch, a thief takes it rarely (last, after yielding the CPU to the
+ * victim), so the fence that arbitrates between them is the thief's alone,
+ * an asymmetric Dekker:
+ *   owner: runnext_owner = 1; if runnext_thieves == 0, plain load and
+ *          store of runnext, else a CAS / exchange; runnext_owner = 0
+ *   thief: runnext_thieves++; membarrier (every CPU running one of our
+ *          threads passes a full fence); wait while runnext_owner; CAS
+ *          runnext; runnext_thieves--
+ * The owner's CPU passes the membarrier's fence before its flag store is
+ * visible (then its count load comes after the fence and sees the thief,
+ * and it takes the CAS path), or after (then the thief sees the flag and
+ * waits for the window to close; the plain store in it is visible by then).
+ * Either way exactly one of them gets a given G.  Without
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED every P counts one thief for good, and
+ * owners always CAS.
+ *
  * Global queue: a gring (below) guarded by sched.lock; sched.runqsize
  * mirrors its length so that a P can see it is empty without taking the
  * lock.
  */
 #include "runtime.h"
 
+#include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static bool membarrier_ok; /* set once, before any P exists */
+
+void runq_init(void)
+{
+	membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void runq_p_init(struct p *pp)
+{
+	atomic_store(&pp->runnext_owner, 0);
+	atomic_store(&pp->runnext_thieves, membarrier_ok ? 0 : 1);
+}
+
+/* A thief's half of the runnext protocol (above): once it returns, victim's
+ * owner takes the CAS path or has closed its window. */
+static void runnext_thief_enter(struct p *victim)
+{
+	atomic_fetch_add(&victim->runnext_thieves, 1);
+	if (membarrier_ok && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+		fatal("membarrier: %s", strerror(errno));
+	while (atomic_load(&victim->runnext_owner))
+		sched_yield();
+}
+
+static void runnext_thief_exit(struct p *victim)
+{
+	atomic_fetch_sub(&victim->runnext_thieves, 1);
+}
 
 /* ---- gring: a growable ring of G pointers ---------------------------------- */
 
@@ -128,7 +178,10 @@ static uint32_t runqgrab(struct p *victim, struct g **batch, bool steal_runnext)
 			 * takes well under a microsecond): give it that chance. */
 			if (P_OWNER(atomic_load_explicit(&victim->status, memory_order_relaxed)))
 				sched_yield();
-			if (!atomic_compare_exchange_strong(&victim->runnext, &next, NULL))
+			runnext_thief_enter(victim);
+			bool taken = atomic_compare_exchange_strong(&victim->runnext, &next, NULL);
+			runnext_thief_exit(victim);
+			if (!taken)
 				continue;
 			batch[0] = next;
 			return 1;

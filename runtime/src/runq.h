@@ -37,6 +37,53 @@ static inline bool no_thieves(void)
 	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed) == 1;
 }
 
+/* The owner's side of runnext with thieves about (runq.c has the protocol):
+ * a window in which the owner reads and writes runnext with plain loads and
+ * stores, open only while no thief is after it.  The flag is stored before
+ * the thieves are counted; the store-load order that this needs is the
+ * thief's membarrier's to supply, so the owner pays no fence. */
+static inline bool runnext_window_open(struct p *pp)
+{
+	atomic_store_explicit(&pp->runnext_owner, 1, memory_order_relaxed);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return likely(atomic_load_explicit(&pp->runnext_thieves, memory_order_relaxed) == 0);
+}
+
+static inline void runnext_window_close(struct p *pp)
+{
+	atomic_store_explicit(&pp->runnext_owner, 0, memory_order_release);
+}
+
+/* Takes runnext, which held seen a moment ago (a thief may have taken it
+ * since); NULL if it is gone. */
+static inline struct g *runnext_take(struct p *pp, struct g *seen)
+{
+	if (runnext_window_open(pp)) {
+		struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+		atomic_store_explicit(&pp->runnext, NULL, memory_order_relaxed);
+		runnext_window_close(pp);
+		return next;
+	}
+	runnext_window_close(pp);
+	if (atomic_compare_exchange_strong_explicit(&pp->runnext, &seen, NULL, memory_order_acq_rel,
+						    memory_order_relaxed))
+		return seen;
+	return NULL;
+}
+
+/* Puts gp in runnext and returns what was there. */
+static inline struct g *runnext_swap(struct p *pp, struct g *gp)
+{
+	if (runnext_window_open(pp)) {
+		struct g *old = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+		atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+		runnext_window_close(pp);
+		return old;
+	}
+	runnext_window_close(pp);
+	return atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
+}
+
 /* Puts gp on pp's local queue; with next, in runnext (kicking the old one out
  * to the tail).  Only pp's owner calls this. */
 static inline void runqput(struct p *pp, struct g *gp, bool next)
@@ -51,7 +98,7 @@ static inline void runqput(struct p *pp, struct g *gp, bool next)
 				return;
 			gp = old;
 		} else {
-			gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_acq_rel);
+			gp = runnext_swap(pp, gp);
 			if (!gp)
 				return;
 		}
@@ -89,9 +136,7 @@ static inline struct g *runqget(struct p *pp, bool *inherit)
 	if (no_thieves())
 		return runqget_alone(pp, inherit);
 	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-	if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
-							    memory_order_acq_rel,
-							    memory_order_relaxed)) {
+	if (next && (next = runnext_take(pp, next))) {
 		*inherit = true;
 		return next;
 	}

@@ -203,6 +203,8 @@ struct p {
 	_Atomic uint32_t runqhead __attribute__((aligned(CACHELINE)));
 	_Atomic uint32_t runqtail;
 	_Atomic(struct g *) runnext;
+	_Atomic uint32_t runnext_owner;	/* 1 while the owner takes or swaps runnext with plain ops */
+	_Atomic uint32_t runnext_thieves; /* thieves after runnext, +1 for good without membarrier */
 	struct g *runq[RUNQ_SIZE];
 
 	/* free Gs with default-size stacks (a stack: the last is the warmest),
@@ -492,6 +494,8 @@ static inline struct sudog *waitq_dequeue(struct waitq *q)
 
 /* Run queues (runq.c) */
 struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext);
+void runq_init(void);		/* before the first P exists */
+void runq_p_init(struct p *pp);
 void globrunqput(struct g *gp);			/* sched.lock held */
 void globrunqputbatch(struct g *const *gs, uint32_t n); /* sched.lock held */
 struct g *globrunqget(struct p *pp, int32_t max); /* sched.lock held */
@@ -681,14 +685,16 @@ static inline void rt_exit(void)
  * (sysmon, a foreign thread not adopted yet), which has no P to hold. */
 static inline void rt_hold(void)
 {
-	if (getm())
-		rt_enter();
+	struct m *mp = getm();
+	if (mp)
+		rt_enter_m(mp);
 }
 
 static inline void rt_release(void)
 {
-	if (getm())
-		rt_exit();
+	struct m *mp = getm();
+	if (mp)
+		rt_exit_m(mp);
 }
 
 /* A runtime lock, for code that holds a runtime level of its own that the

@@ -194,6 +194,63 @@ TEST_OPTS(two_ps_run_in_parallel, .env = "GMP_MAXPROCS=2")
 	CHECK(atomic_load(&tids[1]) != 0); /* work was stolen by the second M */
 }
 
+/* runnext between its owner and thieves (runq.c): the main goroutine hands
+ * a partner a value (the partner goes to main's runnext), then spins a
+ * while before it parks, so that an M looking for work (the napper's,
+ * between its 5 us naps) may take the partner from runnext while main's M
+ * takes it at the park.  A partner run twice at once, or lost, fails. */
+enum { RN_ROUNDS = 20000 };
+static gmp_chan *rn_ping, *rn_pong;
+static atomic_int rn_running, rn_overlap, rn_stop;
+static atomic_long rn_elsewhere, rn_done;
+
+static void rn_partner(void *arg)
+{
+	long v;
+	(void)arg;
+	while (gmp_chan_recv(rn_ping, &v) == 1) {
+		if (atomic_exchange(&rn_running, 1))
+			atomic_fetch_add(&rn_overlap, 1);
+		if (tid() != v)
+			atomic_fetch_add(&rn_elsewhere, 1);
+		atomic_fetch_add(&rn_done, 1);
+		atomic_store(&rn_running, 0);
+		gmp_chan_send(rn_pong, &v);
+	}
+}
+
+static void rn_napper(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&rn_stop))
+		gmp_sleep(5000);
+}
+
+TEST_OPTS(runnext_owner_and_thieves, .env = "GMP_MAXPROCS=2")
+{
+	rn_ping = gmp_chan_make(sizeof(long), 0);
+	rn_pong = gmp_chan_make(sizeof(long), 0);
+	CHECK(rn_ping && rn_pong);
+	CHECK(gmp_go(rn_partner, NULL) > 0);
+	CHECK(gmp_go(rn_napper, NULL) > 0);
+	for (long i = 0; i < RN_ROUNDS; i++) {
+		long v = tid();
+		CHECK(gmp_chan_send(rn_ping, &v) == 0);
+		int64_t until = gmp_now() + (i % 8) * 4000;
+		while (gmp_now() < until)
+			;
+		CHECK(gmp_chan_recv(rn_pong, &v) == 1);
+	}
+	atomic_store(&rn_stop, 1);
+	gmp_chan_close(rn_ping);
+	CHECK_EQ(atomic_load(&rn_done), RN_ROUNDS);
+	CHECK_EQ(atomic_load(&rn_overlap), 0);
+	/* Some partners ran on the napper's M: thieves took part. */
+	CHECK(atomic_load(&rn_elsewhere) > 0);
+	printf("# %ld of %d partners ran on another thread\n", atomic_load(&rn_elsewhere),
+	       RN_ROUNDS);
+}
+
 TEST(maxprocs_query_and_set)
 {
 	int n = gmp_maxprocs(0);
