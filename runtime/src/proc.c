@@ -986,29 +986,69 @@ static struct g *gfget(struct p *pp)
 	return pp->gfree[--pp->ngfree];
 }
 
-/* A new G struct, zeroed and in allg.  G structs are never freed, so they
- * are cut from blocks of G_BLOCK (one allocation, no per-G malloc header). */
-static struct g *galloc(void)
+/* A block of G_BLOCK new G structs, zeroed, all in allg (which dumps skip
+ * while they are G_IDLE), or NULL.  G structs are never freed, so they are
+ * cut from blocks: one allocation, no per-G malloc header, and one lock
+ * per block for allg. */
+enum { G_BLOCK = 64 };
+static struct g *gblock_new(void)
 {
-	enum { G_BLOCK = 64 };
-	static struct g *block;		/* allglock guards these two */
-	static int32_t block_left;
+	struct g *b = aligned_alloc(CACHELINE, G_BLOCK * sizeof(struct g));
+	if (!b)
+		return NULL;
+	memset(b, 0, G_BLOCK * sizeof(struct g));
 	rt_lock(&allglock);
-	if (block_left == 0) {
-		struct g *b = aligned_alloc(CACHELINE, G_BLOCK * sizeof(struct g));
-		if (!b) {
-			rt_unlock(&allglock);
-			return NULL;
-		}
-		memset(b, 0, G_BLOCK * sizeof(struct g));
-		block = b;
-		block_left = G_BLOCK;
-	}
-	struct g *gp = block++;
-	block_left--;
-	allg_add_locked(gp);
+	for (int i = 0; i < G_BLOCK; i++)
+		allg_add_locked(&b[i]);
 	rt_unlock(&allglock);
-	san_new_context(gp);
+	return b;
+}
+
+/* Gives n unused Gs of a block to the global free list (for Gs without a
+ * stack). */
+static void gblock_spill(struct g *b, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++) {
+		san_new_context(&b[i]);
+		gfput_nostack(&b[i]);
+	}
+}
+
+/* A new G struct, zeroed and in allg: from pp's block, or with no P from a
+ * shared one (allglock guards it). */
+static struct g *galloc(struct p *pp)
+{
+	static struct g *shared;
+	static int32_t shared_left;
+	struct g *gp = NULL;
+	if (pp) {
+		if (pp->gblock_left == 0 && (pp->gblock = gblock_new()) != NULL)
+			pp->gblock_left = G_BLOCK;
+		if (pp->gblock_left > 0) {
+			gp = pp->gblock++;
+			pp->gblock_left--;
+		}
+	} else {
+		rt_lock(&allglock);
+		if (shared_left == 0) {
+			rt_unlock(&allglock);
+			struct g *b = gblock_new();
+			rt_lock(&allglock);
+			if (b && shared_left == 0) {
+				shared = b;
+				shared_left = G_BLOCK;
+			} else if (b) {
+				gblock_spill(b, G_BLOCK); /* another thread refilled */
+			}
+		}
+		if (shared_left > 0) {
+			gp = shared++;
+			shared_left--;
+		}
+		rt_unlock(&allglock);
+	}
+	if (gp)
+		san_new_context(gp);
 	return gp;
 }
 
@@ -1028,12 +1068,12 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 	struct g *gp = NULL;
 	if (size == config.stack_size && pp)
 		gp = gfget(pp);
-	if (!gp && !(gp = gfget_nostack()) && !(gp = galloc())) {
+	if (!gp && !(gp = gfget_nostack()) && !(gp = galloc(pp))) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	if (!gp->stack.hi) {
-		*err = stack_alloc(&gp->stack, size);
+		*err = stack_alloc(&gp->stack, size, pp ? &pp->slab : NULL);
 		if (*err) {
 			gfput_nostack(gp);
 			return NULL;
@@ -1883,6 +1923,8 @@ static void p_destroy(struct p *pp)
 	rt_unlock(&sched.lock);
 	timers_move(pp, allp[0]);
 	gfspill(pp, pp->ngfree);
+	gblock_spill(pp->gblock, pp->gblock_left);
+	pp->gblock_left = 0;
 	atomic_store(&pp->status, P_DEAD);
 }
 
@@ -2049,7 +2091,7 @@ static void main_thread_init(void)
 
 	/* g0 of the main thread: a mapped stack, entered through gostart. */
 	struct stack *st = &m0.g0.stack;
-	if (stack_alloc(st, G0_STACK) != 0)
+	if (stack_alloc(st, G0_STACK, NULL) != 0)
 		fatal_nodump("cannot map the scheduler stack");
 	san_new_context(&m0.g0);
 	m0.g0.sp = gmprt_stack_init(st->hi);

@@ -119,6 +119,13 @@ struct stack {
 	uint32_t vg_id;		/* valgrind's id for it, when running under valgrind */
 };
 
+/* Where default-size stacks are cut from: the unused part of a slab (stack.c).
+ * Each P has one (no lock); a thread without a P shares a global one. */
+struct stack_slab {
+	uintptr_t next, end;
+	bool guarded;
+};
+
 struct m;
 struct p;
 
@@ -212,6 +219,10 @@ struct p {
 	int32_t ngfree __attribute__((aligned(CACHELINE)));
 	struct g *gfree[GFREE_LOCAL_MAX];
 	int64_t goidcache, goidcacheend;
+	/* where new Gs and their stacks come from, without a lock */
+	struct g *gblock;		/* G structs not used yet, already in allg */
+	int32_t gblock_left;
+	struct stack_slab slab;
 	uint64_t rand_state;
 
 	/* timers: a min-heap ordered by when; timerlock guards it */
@@ -508,7 +519,9 @@ uint32_t fastrand(void);
 int64_t nanotime(void);
 
 /* Stacks (stack.c) */
-int stack_alloc(struct stack *st, size_t size);	/* 0 or -errno */
+/* 0 or -errno; a default-size stack comes from slab (NULL: a global one
+ * under a lock) */
+int stack_alloc(struct stack *st, size_t size, struct stack_slab *slab);
 void stack_free(struct stack *st);
 void stack_trim(struct stack *st);		/* give its pages back, keep the mapping */
 void stack_trim_batch(struct stack **sts, int n); /* the same for many; sorts sts */

@@ -119,11 +119,14 @@ static int map_guarded(struct stack *st, size_t size, bool marker)
  * many.  Slab stacks are never unmapped (G structs keep their stacks for
  * life; trimming gives the pages back).  A slab is all canary stacks, or,
  * with marker guards, all guarded ones: each slot is a guard page and then
- * the stack, and one process_madvise installs the 64 guards. */
+ * the stack, and one process_madvise installs the 64 guards.  Each P cuts
+ * from a slab of its own, with no lock and no syscall under one: with one
+ * shared slab, two Ps spawning at once took turns sleeping on its lock
+ * while the other mapped.  A P that is destroyed leaves the rest of its
+ * slab unused (address space only: nothing of it was touched). */
 enum { SLAB_STACKS = 64 };
 static struct rt_lock slab_lock;
-static uintptr_t slab_next, slab_end;
-static bool slab_guarded;
+static struct stack_slab global_slab; /* slab_lock guards it */
 
 /* Installs a guard page at the bottom of each of a new slab's slots: one
  * process_madvise through a pidfd of our own, opened for the call (no fd
@@ -148,42 +151,52 @@ static int slab_guard(char *base, size_t stride)
 	return 0;
 }
 
+/* Maps a new slab into sl (no lock held: sl is a P's own, or the caller
+ * holds slab_lock); false with errno set. */
+static bool slab_refill(struct stack_slab *sl, size_t size)
+{
+	bool g = atomic_load_explicit(&marker_guards, memory_order_relaxed);
+	size_t stride = size + (g ? page_size : 0);
+	char *base = map_anon(stride * SLAB_STACKS);
+	if (base && g && slab_guard(base, stride)) {
+		/* Guards failed here after the probe said yes: go on with canaries. */
+		munmap(base, stride * SLAB_STACKS);
+		atomic_store(&marker_guards, false);
+		g = false;
+		stride = size;
+		base = map_anon(stride * SLAB_STACKS);
+	}
+	if (!base)
+		return false;
+	sl->next = (uintptr_t)base;
+	sl->end = sl->next + stride * SLAB_STACKS;
+	sl->guarded = g;
+	return true;
+}
+
 /* The lowest address of a slot for a default-size stack (its guard page
  * first when *guarded), or NULL with errno set. */
-static char *slab_take(size_t size, bool *guarded)
+static char *slab_cut(struct stack_slab *sl, size_t size, bool *guarded)
 {
-	rt_lock(&slab_lock);
-	if (slab_next == slab_end) {
-		bool g = atomic_load_explicit(&marker_guards, memory_order_relaxed);
-		size_t stride = size + (g ? page_size : 0);
-		char *base = map_anon(stride * SLAB_STACKS);
-		if (base && g && slab_guard(base, stride)) {
-			/* Guards failed here after the probe said yes: go on with canaries. */
-			munmap(base, stride * SLAB_STACKS);
-			atomic_store(&marker_guards, false);
-			g = false;
-			stride = size;
-			base = map_anon(stride * SLAB_STACKS);
-		}
-		if (!base) {
-			rt_unlock(&slab_lock);
-			return NULL;
-		}
-		slab_next = (uintptr_t)base;
-		slab_end = slab_next + stride * SLAB_STACKS;
-		slab_guarded = g;
-	}
-	char *p = (char *)slab_next;
-	*guarded = slab_guarded;
-	slab_next += size + (slab_guarded ? page_size : 0);
-	rt_unlock(&slab_lock);
+	if (sl->next == sl->end && !slab_refill(sl, size))
+		return NULL;
+	char *p = (char *)sl->next;
+	*guarded = sl->guarded;
+	sl->next += size + (sl->guarded ? page_size : 0);
 	return p;
 }
 
-static int map_slab(struct stack *st, size_t size)
+static int map_slab(struct stack *st, size_t size, struct stack_slab *own)
 {
 	bool guarded;
-	char *base = slab_take(size, &guarded);
+	char *base;
+	if (own) {
+		base = slab_cut(own, size, &guarded);
+	} else {
+		rt_lock(&slab_lock);
+		base = slab_cut(&global_slab, size, &guarded);
+		rt_unlock(&slab_lock);
+	}
 	if (!base)
 		return -errno;
 	st->slab = 1;
@@ -206,12 +219,12 @@ static int map_canary(struct stack *st, size_t size)
 
 /* A stack with no PROT_NONE guard: a slab slot for the default size (which
  * is marker-guarded if markers still work), else a mapping of its own. */
-static int map_unguarded(struct stack *st, size_t size)
+static int map_unguarded(struct stack *st, size_t size, struct stack_slab *own)
 {
-	return size == config.stack_size ? map_slab(st, size) : map_canary(st, size);
+	return size == config.stack_size ? map_slab(st, size, own) : map_canary(st, size);
 }
 
-int stack_alloc(struct stack *st, size_t size)
+int stack_alloc(struct stack *st, size_t size, struct stack_slab *own)
 {
 	if (size < MIN_STACK)
 		size = MIN_STACK;
@@ -220,19 +233,19 @@ int stack_alloc(struct stack *st, size_t size)
 	size = round_to_page(size);
 	int err;
 	if (atomic_load_explicit(&marker_guards, memory_order_relaxed)) {
-		err = size == config.stack_size ? map_slab(st, size) : map_guarded(st, size, true);
+		err = size == config.stack_size ? map_slab(st, size, own) : map_guarded(st, size, true);
 	} else if (atomic_fetch_sub(&guard_budget, 1) > 0) {
 		err = map_guarded(st, size, false);
 		if (err) {
 			atomic_fetch_add(&guard_budget, 1);
 			if (err == -ENOMEM) { /* out of mappings, perhaps: try without a guard */
 				atomic_store(&guard_budget, 0);
-				err = map_unguarded(st, size);
+				err = map_unguarded(st, size, own);
 			}
 		}
 	} else {
 		atomic_fetch_add(&guard_budget, 1);
-		err = map_unguarded(st, size);
+		err = map_unguarded(st, size, own);
 	}
 	if (err)
 		return err;
