@@ -54,24 +54,8 @@ static inline void runnext_window_close(struct p *pp)
 	atomic_store_explicit(&pp->runnext_owner, 0, memory_order_release);
 }
 
-/* Takes runnext, which held seen a moment ago (a thief may have taken it
- * since); NULL if it is gone. */
-static inline struct g *runnext_take(struct p *pp, struct g *seen)
-{
-	if (runnext_window_open(pp)) {
-		struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-		atomic_store_explicit(&pp->runnext, NULL, memory_order_relaxed);
-		runnext_window_close(pp);
-		return next;
-	}
-	runnext_window_close(pp);
-	if (atomic_compare_exchange_strong_explicit(&pp->runnext, &seen, NULL, memory_order_acq_rel,
-						    memory_order_relaxed))
-		return seen;
-	return NULL;
-}
-
-/* Puts gp in runnext and returns what was there. */
+/* Puts gp (NULL: takes it) in runnext and returns what was there.  Only the
+ * owner fills runnext, so what a thief leaves there is NULL. */
 static inline struct g *runnext_swap(struct p *pp, struct g *gp)
 {
 	if (runnext_window_open(pp)) {
@@ -136,7 +120,7 @@ static inline struct g *runqget(struct p *pp, bool *inherit)
 	if (no_thieves())
 		return runqget_alone(pp, inherit);
 	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-	if (next && (next = runnext_take(pp, next))) {
+	if (next && (next = runnext_swap(pp, NULL))) {
 		*inherit = true;
 		return next;
 	}

@@ -519,9 +519,9 @@ uint32_t fastrand(void);
 int64_t nanotime(void);
 
 /* Stacks (stack.c) */
-/* 0 or -errno; a default-size stack comes from slab (NULL: a global one
- * under a lock) */
-int stack_alloc(struct stack *st, size_t size, struct stack_slab *slab);
+/* 0 or -errno; a default-size stack is cut from own (NULL: from a global
+ * slab, under a lock) */
+int stack_alloc(struct stack *st, size_t size, struct stack_slab *own);
 void stack_free(struct stack *st);
 void stack_trim(struct stack *st);		/* give its pages back, keep the mapping */
 void stack_trim_batch(struct stack **sts, int n); /* the same for many; sorts sts */
