@@ -33,6 +33,9 @@
  *     finds the M's "wake" arming stale turns it into "quiet" by CAS
  *     (kassist_quiet).  Arming needs no fence: the BPF program that reads
  *     it runs in the M's own context at switch-out.
+ *   - The BPF program writes seq, except that an M that finds its own seq odd
+ *     while it runs makes it even (kassist_slot_on): an odd seq must mean
+ *     "off CPU now", or a retaker would take a running M's P.
  *   - The slot says what the kernel saw; whether the M still owns a P is the
  *     scheduler's to check (CAS on the P), never the slot's.
  */
@@ -141,6 +144,25 @@ static inline uint64_t kassist_slot_off_since(const struct kassist_slot *slot, u
 	if (seq)
 		*seq = s1;
 	return off;
+}
+
+/* The slot's own thread, running, finds seq odd: the slot still says "off
+ * CPU" for a switch back in that the program did not record (seen under
+ * heavy thread churn: an M ran with the same odd seq for 19 ms).  Running
+ * is the truth, and a retaker that took that stale block for a current one
+ * would take the P of an M that is using it; so the M makes seq even itself
+ * (off_ns cleared first).  A late switch-in record then finds seq even and
+ * leaves it.  Returns the seq now. */
+static inline uint64_t kassist_slot_on(struct kassist_slot *slot, uint64_t seq)
+{
+	__atomic_store_n(&slot->off_ns, 0, __ATOMIC_RELAXED);
+	for (;;) {
+		if (!(seq & 1))
+			return seq;
+		if (__atomic_compare_exchange_n(&slot->seq, &seq, seq + 1, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_RELAXED))
+			return seq + 1;
+	}
 }
 
 /* Arming "wake" goes stale when nobody needs waking for the M's blocks

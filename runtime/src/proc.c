@@ -381,7 +381,10 @@ static bool p_still_mine(struct m *mp)
  * odd kslot->seq before and after its CAS, see retake).  So if our seq has
  * not moved since we last looked, nobody can have a claim: disarming (so a
  * sleep inside the runtime is never reported) is all it takes.  If it moved,
- * a fence orders the kernel's "back on CPU" seq before our look at the P.
+ * a fence orders the kernel's "back on CPU" seq before our look at the P;
+ * if it is odd, the kernel's "back on CPU" went unrecorded, and we record
+ * it ourselves first (kassist_slot_on), so that no retaker still sees the
+ * block as going on.
  * Userspace path: a CAS from P_USER to P_RUNTIME, which a retaker's CAS
  * from P_USER excludes. */
 struct m *rt_enter_outer(struct m *mp)
@@ -398,6 +401,10 @@ struct m *rt_enter_outer(struct m *mp)
 		if (likely(seq == mp->kseq) && pp &&
 		    likely(P_OWNED_BY(atomic_load_explicit(&pp->status, memory_order_relaxed), mp)))
 			return mp;
+		/* kseq is always even, so the inline check above never passes on
+		 * a slot that says we are off CPU. */
+		if (unlikely(seq & 1))
+			seq = kassist_slot_on(mp->kslot, seq);
 		mp->kseq = seq;
 		atomic_thread_fence(memory_order_seq_cst);
 		if (pp && p_still_mine(mp))

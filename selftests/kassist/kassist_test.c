@@ -286,6 +286,39 @@ static enum result t_armed_block_recorded(void)
 	return PASS;
 }
 
+/* A thread that runs while its slot says "off CPU" (an odd seq with off_ns
+ * set: what a switch back in that the program did not record leaves)
+ * records that switch itself (kassist_slot_on, which the runtime calls at
+ * its next entry): seq even, off_ns 0, no retaker sees the block as going
+ * on, and the program goes on recording real blocks from there. */
+static enum result t_stale_off_recorded_by_the_thread(void)
+{
+	struct kassist_slot *s;
+	uint64_t seq;
+
+	NEED_BPF();
+	s = kassist_register((int)syscall(SYS_gettid));
+	CHECK(s, "kassist_register failed");
+	seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+	CHECK(!(seq & 1), "a fresh slot has odd seq %llu", (unsigned long long)seq);
+	__atomic_store_n(&s->off_ns, (uint64_t)now_ns(), __ATOMIC_RELAXED);
+	__atomic_store_n(&s->seq, seq + 1, __ATOMIC_RELEASE);
+	CHECK(kassist_slot_off_since(s, NULL) != 0, "the stale block is not seen as one");
+	CHECK(kassist_slot_on(s, seq + 1) == seq + 2, "kassist_slot_on did not return seq + 2");
+	CHECK(s->seq == seq + 2 && s->off_ns == 0, "seq %llu off_ns %llu after kassist_slot_on",
+	      (unsigned long long)s->seq, (unsigned long long)s->off_ns);
+	CHECK(kassist_slot_off_since(s, NULL) == 0, "still seen off CPU");
+	CHECK(kassist_slot_on(s, seq + 2) == seq + 2 && s->seq == seq + 2,
+	      "kassist_slot_on changed an even seq");
+	kassist_arm(s);
+	sleep_ns(2 * MS);
+	kassist_disarm(s);
+	CHECK(s->seq >= seq + 4 && !(s->seq & 1), "an armed sleep after it: seq %llu, want %llu",
+	      (unsigned long long)s->seq, (unsigned long long)(seq + 4));
+	kassist_unregister(s);
+	return PASS;
+}
+
 static enum result t_unarmed_block_silent(void)
 {
 	struct kassist_event ev;
@@ -657,6 +690,7 @@ static const struct test {
 	{ "loads_and_attaches", t_loads },
 	{ "armed_block_recorded_and_posted", t_armed_block_recorded },
 	{ "unarmed_block_not_recorded", t_unarmed_block_silent },
+	{ "stale_off_recorded_by_the_thread", t_stale_off_recorded_by_the_thread },
 	{ "other_process_never_recorded", t_other_process_ignored },
 	{ "fork_child_detached", t_fork_child_detached },
 	{ "thread_exit_flagged", t_thread_exit_flagged },
