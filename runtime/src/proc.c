@@ -1711,7 +1711,7 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 }
 
 /* gosched in every case, in runtime code (mp is rt_enter's).  Returns the
- * M that gp goes on on. */
+ * M that gp runs on afterwards. */
 static struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
 {
 	struct p *pp = mp->p;
@@ -1738,8 +1738,8 @@ static struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
  * switch_away would (runnable_local, with its fairness turn), and puts gp
  * where gosched_slow would.  Without thieves gp goes to the tail before its
  * registers are saved: only this M, which holds the P until the switch is
- * done, could take it.  Returns the M that gp goes on on, or NULL, having
- * done nothing, when the case is not this one. */
+ * done, could take it.  Returns the M that gp runs on afterwards, or NULL,
+ * having done nothing, when the case is not this one. */
 static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 {
 	struct p *pp = mp->p;

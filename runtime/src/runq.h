@@ -46,7 +46,7 @@ static inline bool runnext_window_open(struct p *pp)
 {
 	atomic_store_explicit(&pp->runnext_owner, 1, memory_order_relaxed);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	return likely(atomic_load_explicit(&pp->runnext_thieves, memory_order_relaxed) == 0);
+	return likely(atomic_load_explicit(&pp->runnext_thieves, memory_order_acquire) == 0);
 }
 
 static inline void runnext_window_close(struct p *pp)
