@@ -403,8 +403,10 @@ struct m *rt_enter_outer(struct m *mp)
 			return mp;
 		/* kseq is always even, so the inline check above never passes on
 		 * a slot that says we are off CPU. */
-		if (unlikely(seq & 1))
+		if (unlikely(seq & 1)) {
 			seq = kassist_slot_on(mp->kslot, seq);
+			atomic_fetch_add_explicit(&sched.nkmissed, 1, memory_order_relaxed);
+		}
 		mp->kseq = seq;
 		atomic_thread_fence(memory_order_seq_cst);
 		if (pp && p_still_mine(mp))

@@ -349,6 +349,7 @@ struct sched {
 	_Atomic int32_t nadopted;	/* foreign threads running their own code */
 	_Atomic int32_t nadopted_all;	/* foreign threads adopted and still alive */
 	_Atomic uint64_t nmfail;	/* Ms that could not be started (no thread) */
+	_Atomic uint64_t nkmissed;	/* switches back in the kernel did not record (kassist_slot_on) */
 	_Atomic int64_t mfail_last;	/* when the last of those failed */
 };
 

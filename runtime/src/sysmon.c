@@ -197,12 +197,13 @@ static void schedtrace(int64_t now)
 	int len = snprintf(buf, sizeof(buf),
 			   "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
 			   "idlethreads=%d runqueue=%lld kassist=%s handoffs=%llu kwakeups=%llu "
-			   "preemptions=%llu mfail=%llu [",
+			   "kmissed=%llu preemptions=%llu mfail=%llu [",
 			   (long long)((now - start) / 1000000), n, atomic_load(&sched.npidle),
 			   mcount, atomic_load(&sched.nmspinning), nmidle,
 			   (long long)atomic_load(&sched.runqsize), kassist_mode_name(),
 			   (unsigned long long)sum_counter(offsetof(struct p, nhandoff)),
 			   (unsigned long long)kassist_events_posted(),
+			   (unsigned long long)atomic_load(&sched.nkmissed),
 			   (unsigned long long)sum_counter(offsetof(struct p, npreempt)),
 			   (unsigned long long)atomic_load(&sched.nmfail));
 	for (int32_t i = 0; i < n && len < (int)sizeof(buf) - 16; i++) {
