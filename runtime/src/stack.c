@@ -122,8 +122,9 @@ static int map_guarded(struct stack *st, size_t size, bool marker)
  * the stack, and one process_madvise installs the 64 guards.  Each P cuts
  * from a slab of its own, with no lock and no syscall under one: with one
  * shared slab, two Ps spawning at once took turns sleeping on its lock
- * while the other mapped.  A P that is destroyed leaves the rest of its
- * slab unused (address space only: nothing of it was touched). */
+ * while the other mapped.  A P that gmp_maxprocs takes away keeps the rest
+ * of its slab, unused until the P comes back (address space only: nothing
+ * of it was touched). */
 enum { SLAB_STACKS = 64 };
 static struct rt_lock slab_lock;
 static struct stack_slab global_slab; /* slab_lock guards it */
