@@ -1013,48 +1013,43 @@ static struct g *gblock_new(void)
 	return b;
 }
 
-/* Gives n unused Gs of a block to the global free list (for Gs without a
- * stack). */
-static void gblock_spill(struct g *b, int32_t n)
+/* Gives the unused Gs of block b to the global free list (for Gs without
+ * a stack). */
+static void gblock_spill(struct g_block *b)
 {
-	for (int32_t i = 0; i < n; i++) {
-		san_new_context(&b[i]);
-		gfput_nostack(&b[i]);
+	for (; b->left > 0; b->left--) {
+		san_new_context(b->next);
+		gfput_nostack(b->next++);
 	}
 }
 
+/* The next G of block b, refilled when it is used up; NULL if that fails. */
+static struct g *gblock_cut(struct g_block *b)
+{
+	if (b->left == 0) {
+		struct g *fresh = gblock_new();
+		if (!fresh)
+			return NULL;
+		b->next = fresh;
+		b->left = G_BLOCK;
+	}
+	b->left--;
+	return b->next++;
+}
+
 /* A new G struct, zeroed and in allg: from pp's block, or with no P from a
- * shared one (allglock guards it). */
+ * shared one under its own lock (as stacks come from slabs, stack.c). */
 static struct g *galloc(struct p *pp)
 {
-	static struct g *shared;
-	static int32_t shared_left;
-	struct g *gp = NULL;
+	static struct rt_lock shared_lock;
+	static struct g_block shared;
+	struct g *gp;
 	if (pp) {
-		if (pp->gblock_left == 0 && (pp->gblock = gblock_new()) != NULL)
-			pp->gblock_left = G_BLOCK;
-		if (pp->gblock_left > 0) {
-			gp = pp->gblock++;
-			pp->gblock_left--;
-		}
+		gp = gblock_cut(&pp->gblock);
 	} else {
-		rt_lock(&allglock);
-		if (shared_left == 0) {
-			rt_unlock(&allglock);
-			struct g *b = gblock_new();
-			rt_lock(&allglock);
-			if (b && shared_left == 0) {
-				shared = b;
-				shared_left = G_BLOCK;
-			} else if (b) {
-				gblock_spill(b, G_BLOCK); /* another thread refilled */
-			}
-		}
-		if (shared_left > 0) {
-			gp = shared++;
-			shared_left--;
-		}
-		rt_unlock(&allglock);
+		rt_lock(&shared_lock);
+		gp = gblock_cut(&shared);
+		rt_unlock(&shared_lock);
 	}
 	if (gp)
 		san_new_context(gp);
@@ -1932,8 +1927,7 @@ static void p_destroy(struct p *pp)
 	rt_unlock(&sched.lock);
 	timers_move(pp, allp[0]);
 	gfspill(pp, pp->ngfree);
-	gblock_spill(pp->gblock, pp->gblock_left);
-	pp->gblock_left = 0;
+	gblock_spill(&pp->gblock);
 	atomic_store(&pp->status, P_DEAD);
 }
 

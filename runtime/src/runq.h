@@ -70,7 +70,7 @@ static inline struct g *runnext_swap(struct p *pp, struct g *gp)
 
 /* Puts gp on pp's local queue; with next, in runnext (kicking the old one out
  * to the tail).  Only pp's owner calls this. */
-static inline void runqput(struct p *pp, struct g *gp, bool next)
+static hot_inline void runqput(struct p *pp, struct g *gp, bool next)
 {
 	if (next) {
 		/* Only the owner makes runnext non-NULL (thieves only empty it),
@@ -115,7 +115,7 @@ static inline struct g *runqget_alone(struct p *pp, bool *inherit)
 
 /* Takes the next G from pp's local queue; *inherit says it came from runnext
  * and should keep the current time slice.  Only pp's owner calls this. */
-static inline struct g *runqget(struct p *pp, bool *inherit)
+static hot_inline struct g *runqget(struct p *pp, bool *inherit)
 {
 	if (no_thieves())
 		return runqget_alone(pp, inherit);

@@ -126,6 +126,15 @@ struct stack_slab {
 	bool guarded;
 };
 
+/* Where new G structs are cut from: the unused part of a block (proc.c's
+ * galloc), already in allg.  Each P has one (no lock); a thread without a P
+ * shares a global one. */
+struct g;
+struct g_block {
+	struct g *next;
+	int32_t left;
+};
+
 struct m;
 struct p;
 
@@ -220,8 +229,7 @@ struct p {
 	struct g *gfree[GFREE_LOCAL_MAX];
 	int64_t goidcache, goidcacheend;
 	/* where new Gs and their stacks come from, without a lock */
-	struct g *gblock;		/* G structs not used yet, already in allg */
-	int32_t gblock_left;
+	struct g_block gblock;
 	struct stack_slab slab;
 	uint64_t rand_state;
 
@@ -674,7 +682,8 @@ static inline void rt_exit_last(struct m *mp)
 	struct p *pp = mp->p;
 	atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
 	/* Ask to be woken for a block only when a hand-off would pay. */
-	kassist_arm_for(mp->kslot, !runqempty_own(pp));
+	if (mp->kslot)
+		kassist_arm_for(mp->kslot, !runqempty_own(pp));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp->rtdepth = 0;
 }

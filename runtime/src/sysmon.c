@@ -14,8 +14,9 @@
  *     goroutine code for 10 ms;
  *   - woken for, if work sits on it while Ps are idle and nobody spins
  *     (goready does not wake a P for a lone runnext G; see proc.c), and it
- *     has switched to no G since the last round (nswitch: goroutines
- *     trading the P through runnext keep the tick still, not the P);
+ *     has switched to no G since the last round (the switch count in
+ *     p->ticks: goroutines trading the P through runnext keep the tick
+ *     still, not the P);
  *   - given another try at a thread (restart_stranded), if it is idle with
  *     work because a spare M could not be started.
  * It also polls the network if nobody has for 10 ms, gives the pages of
