@@ -15,12 +15,17 @@ SAN ?=
 CC ?= cc
 BPF_CLANG ?= clang
 
+# The switch (switch_x86_64.h) leaves rbp to the compiler where rbp is no
+# frame pointer; ASan's frame-pointer build has the switch save it.
+RT_FRAME := -fomit-frame-pointer -DGMP_SWAP_CLOBBERS_RBP=1
+
 ifeq ($(SAN),)
 B := build
 SANFLAGS :=
 else ifeq ($(SAN),address)
 B := build-asan
 SANFLAGS := -fsanitize=address -fno-omit-frame-pointer -DGMP_ASAN=1
+RT_FRAME :=
 else ifeq ($(SAN),thread)
 B := build-tsan
 SANFLAGS := -fsanitize=thread -DGMP_TSAN=1
@@ -33,7 +38,7 @@ SOMAJOR := 0
 OPT ?= -O2
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CFLAGS_BASE := -std=gnu11 $(OPT) -g $(WARN) -pthread -Iruntime/include $(SANFLAGS)
-RT_CFLAGS := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Iruntime/src -I$(B)/bpf -Ibpf
+RT_CFLAGS := $(CFLAGS_BASE) $(RT_FRAME) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Iruntime/src -I$(B)/bpf -Ibpf
 RT_LIBS := -lpthread
 LDFLAGS_SAN := $(SANFLAGS)
 

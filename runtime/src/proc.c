@@ -224,7 +224,7 @@ static void check_stack(struct g *gp)
  * switched back to, possibly on another M: that M. */
 static hot_inline struct m *switch_to(struct g *from, struct g *to, bool from_dead)
 {
-	if (from->stack.hi && !from->stack.guarded)
+	if (!from->stack.guarded && from->stack.hi) /* most stacks are guarded */
 		check_stack(from);
 	san_before_switch(from, to, from_dead);
 	gmprt_swap(&from->sp, to->sp);
@@ -1095,8 +1095,8 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 /* ---- run queues as the scheduler sees them -------------------------------- */
 
 /* The next G from pp's own queues, with the global queue first every 61st
- * tick so that it cannot starve. */
-static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
+ * tick so that it cannot starve.  alone: as runqget_as. */
+static hot_inline struct g *runnable_local_as(struct p *pp, bool *inherit, bool alone)
 {
 	*inherit = false;
 	if (unlikely(pp->fairness_left-- == 0)) {
@@ -1109,7 +1109,12 @@ static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
 				return gp;
 		}
 	}
-	return runqget(pp, inherit);
+	return runqget_as(pp, inherit, alone);
+}
+
+static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
+{
+	return runnable_local_as(pp, inherit, no_thieves());
 }
 
 void injectglist(struct g *list)
@@ -1742,12 +1747,12 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 	struct p *pp = mp->p;
 	if (mp->lockedg || g0_has_business(pp))
 		return NULL;
-	bool inherit;
-	struct g *next = runnable_local(pp, &inherit);
+	bool inherit, alone = no_thieves();
+	struct g *next = runnable_local_as(pp, &inherit, alone);
 	if (!next)
 		return NULL;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-	if (no_thieves())
+	if (alone)
 		runqput(pp, gp, false);
 	else
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };

@@ -680,10 +680,11 @@ static inline struct m *rt_enter(void)
 static inline void rt_exit_last(struct m *mp)
 {
 	struct p *pp = mp->p;
+	struct kassist_slot *ks = mp->kslot;
 	atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
 	/* Ask to be woken for a block only when a hand-off would pay. */
-	if (mp->kslot)
-		kassist_arm_for(mp->kslot, !runqempty_own(pp));
+	if (ks)
+		kassist_arm_for(ks, !runqempty_own(pp));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp->rtdepth = 0;
 }

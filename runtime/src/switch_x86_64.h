@@ -10,8 +10,10 @@
  * lets the compiler keep across it only what it needs (spilled to the
  * stack, around the switch), where a call to an assembly function saves
  * all six callee-saved registers again under the caller's own saves.  rbp
- * is pushed by hand (it may be the frame pointer, which asm cannot
- * clobber).  The red zone is stepped over: the frame goes below it.
+ * is clobbered too where the build says it is no frame pointer
+ * (GMP_SWAP_CLOBBERS_RBP: the Makefile's -fomit-frame-pointer builds);
+ * elsewhere asm may not clobber it, and it is stored by hand beside the
+ * control words.  The red zone is stepped over: the frame goes below it.
  *
  * The SSE and x87 control words belong to the goroutine: saved with the
  * frame, and loaded only when the frame resumed has other ones than those
@@ -23,12 +25,24 @@
 #ifndef GMPRT_SWITCH_X86_64_H
 #define GMPRT_SWITCH_X86_64_H
 
+/* The frame's head and tail, and the clobber that goes with them: the red
+ * zone and the control words' slot (+ rbp's, when it is saved here). */
+#ifdef GMP_SWAP_CLOBBERS_RBP
+#define SWAP_FRAME_OPEN "leaq	-136(%%rsp), %%rsp\n\t"
+#define SWAP_FRAME_CLOSE "leaq	136(%%rsp), %%rsp"
+#define SWAP_CLOBBER_RBP "rbp",
+#else
+#define SWAP_FRAME_OPEN "leaq	-144(%%rsp), %%rsp\n\t" \
+			"movq	%%rbp, 8(%%rsp)\n\t"
+#define SWAP_FRAME_CLOSE "movq	8(%%rsp), %%rbp\n\t" \
+			 "leaq	144(%%rsp), %%rsp"
+#define SWAP_CLOBBER_RBP
+#endif
+
 static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, void *new_sp)
 {
 	__asm__ volatile(
-		"leaq	-128(%%rsp), %%rsp\n\t"
-		"pushq	%%rbp\n\t"
-		"subq	$8, %%rsp\n\t"
+		SWAP_FRAME_OPEN
 		"stmxcsr	(%%rsp)\n\t"
 		"fnstcw	4(%%rsp)\n\t"
 		"movl	(%%rsp), %%eax\n\t"	/* each read at its store's width */
@@ -45,14 +59,13 @@ static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, voi
 		"fldcw	12(%%rsp)\n"
 		"3:\tpopq	%%rcx\n\t"
 		"jmp	*%%rcx\n"
-		"1:\taddq	$8, %%rsp\n\t"
-		"popq	%%rbp\n\t"
-		"leaq	128(%%rsp), %%rsp"
+		"1:\t" SWAP_FRAME_CLOSE
 		: "+D"(save_sp), "+S"(new_sp)
 		:
-		: "rax", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
-		  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-		  "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+		: "rax", "rbx", "rcx", "rdx", SWAP_CLOBBER_RBP "r8", "r9", "r10", "r11", "r12",
+		  "r13", "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
+		  "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
+		  "memory", "cc");
 }
 
 #endif /* GMPRT_SWITCH_X86_64_H */
