@@ -12,6 +12,11 @@
  * SIGSEGV/SIGBUS run on a per-M alternate stack.  A fault in the guard page
  * (or canary) of the running goroutine's stack is a stack overflow; any
  * other fault is not ours and is re-raised with the previous disposition.
+ *
+ * SIGQUIT, where the program left it at its default, first lists the
+ * goroutines (as Go does) and then takes its default action: the process
+ * ends on the signal, with a core dump where the limits allow one.  A
+ * program that handles SIGQUIT itself keeps its handler.
  */
 #include "runtime.h"
 
@@ -173,6 +178,36 @@ static void on_fault(int sig, siginfo_t *info, void *uc)
 	reraise(sig, info, uc);
 }
 
+/* The goroutine list, then SIGQUIT's default action: re-raised, it is
+ * blocked until this handler returns.  A fatal error already under way
+ * has the process to itself. */
+static void on_quit(int sig)
+{
+	if (atomic_exchange(&dying, 1)) {
+		for (;;)
+			pause();
+	}
+	static const char head[] = "SIGQUIT: quit\n\n";
+	write_all(head, sizeof(head) - 1);
+	allg_foreach(dump_one, NULL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void quit_dumps_goroutines(void)
+{
+	struct sigaction old;
+	if (sigaction(SIGQUIT, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+	    old.sa_handler != SIG_DFL)
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_quit;
+	sa.sa_flags = SA_ONSTACK | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGQUIT, &sa, NULL);
+}
+
 void signals_init(void)
 {
 	struct sigaction sa;
@@ -182,6 +217,7 @@ void signals_init(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGSEGV, &sa, &prev_segv);
 	sigaction(SIGBUS, &sa, &prev_bus);
+	quit_dumps_goroutines();
 }
 
 void signals_minit(struct m *mp)

@@ -12,8 +12,10 @@
 #include <gmprt.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -619,4 +621,40 @@ TEST_OPTS(stack_overflow_is_reported_vma_guards, .env = "GMP_DEBUG=guard=vma",
 {
 	gmp_go(overflow, NULL);
 	gmp_sleep(5 * 1000000000LL);
+}
+
+/* ---- SIGQUIT ---------------------------------------------------------------- */
+
+/* Left at its default, SIGQUIT lists the goroutines and then ends the
+ * process on the signal (no core file here: the limit is set to 0). */
+TEST_OPTS(sigquit_lists_goroutines, .expect_status = 128 + SIGQUIT,
+	  .expect_stderr = " name=quit-waiter\n")
+{
+	struct rlimit no_core = { 0, 0 };
+	CHECK(setrlimit(RLIMIT_CORE, &no_core) == 0);
+	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
+	struct gmp_go_opts opts = { .name = "quit-waiter" };
+	CHECK(gmp_go_opts(wait_forever, c, &opts) > 0);
+	gmp_sleep(20 * MS); /* it parks */
+	CHECK(kill(getpid(), SIGQUIT) == 0);
+	gmp_sleep(10000 * MS);
+	CHECK(!"SIGQUIT did not end the process");
+}
+
+/* A program's own SIGQUIT handler stays its own. */
+static _Atomic int quits;
+static void count_quit(int sig)
+{
+	(void)sig;
+	quits++;
+}
+
+TEST(sigquit_handler_of_the_program_kept)
+{
+	signal(SIGQUIT, count_quit);
+	gmp_yield(); /* the runtime has started (it may have already) */
+	CHECK(kill(getpid(), SIGQUIT) == 0);
+	for (int i = 0; i < 1000 && !quits; i++)
+		gmp_sleep(MS);
+	CHECK_EQ(quits, 1);
 }
