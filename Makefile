@@ -3,23 +3,48 @@
 # gmprt - plain GNU make.  Targets:
 #   all (default)  libgmprt.so, libgmprt.a, gmprt.pc, gmpstat, examples, tests
 #   test           build and run unit tests and selftests; ends "N passed, N failed"
+#   test-aarch64   the same for the AArch64 cross build (make CROSS=aarch64 test)
 #   bench          run each benchmark beside its Go peer and print ratios
 #   demo           the README's main job: examples/httpd under wrk
 #   install        PREFIX=/usr/local DESTDIR=
 #   deps           apt-get install what is missing (Debian; needs root)
 #   SAN=address|thread  build into build-$(SAN) with that sanitizer
+#   CROSS=aarch64  cross-build into build-aarch64 (aarch64-linux-gnu-gcc,
+#                  KASSIST=none); its tests run under qemu-user
+#   KASSIST=none   a build without BPF support: the userspace path only
+
+.DEFAULT_GOAL := all
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 SAN ?=
+CROSS ?=
 CC ?= cc
 BPF_CLANG ?= clang
+# bpf: kernel assist loads its BPF program (libbpf); none: a build without
+# BPF support, which runs the userspace path (runtime/src/kassist_none.c).
+KASSIST ?= bpf
 
 # The switch (switch_x86_64.h) leaves rbp to the compiler where rbp is no
 # frame pointer; ASan's frame-pointer build has the switch save it.
 RT_FRAME := -fomit-frame-pointer -DGMP_SWAP_CLOBBERS_RBP=1
 
-ifeq ($(SAN),)
+ifneq ($(CROSS),)
+ifneq ($(CROSS),aarch64)
+$(error CROSS must be aarch64, not '$(CROSS)')
+endif
+ifneq ($(SAN),)
+$(error CROSS and SAN do not go together)
+endif
+B := build-$(CROSS)
+SANFLAGS :=
+BINUTILS := $(CROSS)-linux-gnu-
+CC := $(CROSS)-linux-gnu-gcc
+KASSIST := none
+# The unit tests run under qemu-user, with the cross toolchain's libraries.
+RUN_WRAP := qemu-$(CROSS)-static
+export QEMU_LD_PREFIX := /usr/$(CROSS)-linux-gnu
+else ifeq ($(SAN),)
 B := build
 SANFLAGS :=
 else ifeq ($(SAN),address)
@@ -33,6 +58,12 @@ else
 $(error SAN must be address or thread, not '$(SAN)')
 endif
 
+# The target's architecture: its context switch (switch_$(ARCH).S/.h).
+ARCH := $(or $(CROSS),$(shell uname -m))
+ifneq ($(ARCH),x86_64)
+RT_FRAME :=
+endif
+
 VERSION := 0.1.0
 SOMAJOR := 0
 OPT ?= -O2
@@ -42,8 +73,14 @@ RT_CFLAGS := $(CFLAGS_BASE) $(RT_FRAME) -fPIC -fvisibility=hidden -ftls-model=in
 RT_LIBS := -lpthread
 LDFLAGS_SAN := $(SANFLAGS)
 
-RT_SRCS := $(wildcard runtime/src/*.c)
-RT_ASM := runtime/src/switch_x86_64.S
+ifeq ($(KASSIST),bpf)
+RT_SRCS := $(filter-out runtime/src/kassist_none.c,$(wildcard runtime/src/*.c))
+else ifeq ($(KASSIST),none)
+RT_SRCS := $(filter-out runtime/src/kassist.c,$(wildcard runtime/src/*.c))
+else
+$(error KASSIST must be bpf or none, not '$(KASSIST)')
+endif
+RT_ASM := runtime/src/switch_$(ARCH).S
 RT_OBJS := $(RT_SRCS:%.c=$(B)/obj/%.o) $(RT_ASM:%.S=$(B)/obj/%.o)
 
 TEST_SRCS := $(wildcard runtime/tests/test_*.c)
@@ -55,9 +92,20 @@ LIB_SO := $(B)/libgmprt.so
 LIB_A := $(B)/libgmprt.a
 USE_RPATH := -Wl,-rpath,$(abspath $(B))
 
+ifeq ($(KASSIST),bpf)
 include bpf/bpf.mk
+endif
+ifneq ($(CROSS),)
+# valgrind.h (client requests, header only) comes from the host: the cross
+# sysroot has none.  Only that header is let through.
+RT_CFLAGS += -idirafter $(B)/host-include
+$(RT_OBJS): | $(B)/host-include/valgrind
+$(B)/host-include/valgrind:
+	@mkdir -p $(dir $@)
+	ln -sfn /usr/include/valgrind $@
+endif
 
-.PHONY: all lib test bench demo install deps clean examples tests
+.PHONY: all lib test test-aarch64 bench demo install deps clean examples tests
 all: lib $(B)/gmprt.pc examples tests
 
 lib: $(LIB_SO) $(LIB_A)
@@ -79,9 +127,9 @@ $(LIB_SO): $(RT_OBJS) runtime/gmprt.map
 # One relocatable object with every hidden symbol made local: a static link
 # sees only gmp_ names.
 $(LIB_A): $(RT_OBJS)
-	ld -r -o $(B)/gmprt-all.o $(RT_OBJS)
-	objcopy --localize-hidden $(B)/gmprt-all.o
-	rm -f $@ && ar rcs $@ $(B)/gmprt-all.o
+	$(BINUTILS)ld -r -o $(B)/gmprt-all.o $(RT_OBJS)
+	$(BINUTILS)objcopy --localize-hidden $(B)/gmprt-all.o
+	rm -f $@ && $(BINUTILS)ar rcs $@ $(B)/gmprt-all.o
 
 $(B)/gmprt.pc: runtime/gmprt.pc.in Makefile
 	@mkdir -p $(B)
@@ -98,7 +146,11 @@ $(B)/examples/%: examples/%.c $(LIB_SO)
 	$(CC) $(CFLAGS_BASE) $< -o $@ -L$(B) -lgmprt $(USE_RPATH) $(LDFLAGS_SAN)
 
 test: deps all
-	@B=$(B) SAN=$(SAN) sh tools/run-tests.sh
+	@B=$(B) SAN=$(SAN) RUN_WRAP=$(RUN_WRAP) sh tools/run-tests.sh
+
+# The unit tests of the AArch64 build, under qemu-user.
+test-aarch64:
+	@$(MAKE) --no-print-directory CROSS=aarch64 test
 
 bench: deps all
 	@B=$(B) sh bench/run.sh
@@ -118,9 +170,13 @@ install: lib $(B)/gmprt.pc
 	install -d $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0644 docs/man/gmprt.7 $(DESTDIR)$(PREFIX)/share/man/man7/
 
-# Debian packages the build, the tests and the benchmarks need.
+# Debian packages the build, the tests and the benchmarks need (and, for
+# CROSS=aarch64, the cross toolchain and the emulator).
 DEB_PKGS := gcc make pkg-config liburcu-dev libnuma-dev libbpf-dev bpftool clang \
 	golang-go libboost-context-dev wrk valgrind numactl
+ifneq ($(CROSS),)
+DEB_PKGS += gcc-$(CROSS)-linux-gnu libc6-dev-arm64-cross qemu-user-static
+endif
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -132,5 +188,7 @@ deps:
 	fi
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-aarch64
+ifeq ($(KASSIST),bpf)
 include selftests/kassist/sched.mk
+endif

@@ -7,8 +7,11 @@
 # Exit status is non-zero when anything failed.
 #
 # Environment: B (build dir, default build), SAN (the sanitizer, if any),
-# TESTS (substring: run only matching test binaries).
+# TESTS (substring: run only matching test binaries), RUN_WRAP (an emulator
+# that runs the binaries, for a cross build: qemu-aarch64-static; the
+# harness re-executes itself through it, as GMP_TEST_WRAP).
 B=${B:-build}
+[ -n "${RUN_WRAP:-}" ] && export GMP_TEST_WRAP="$RUN_WRAP"
 pass=0 fail=0 skip=0
 log=$B/test-logs
 mkdir -p "$log"
@@ -40,7 +43,7 @@ run_tap() {
 for t in "$B"/tests/test_*; do
 	[ -x "$t" ] || continue
 	case "$(basename "$t")" in *"${TESTS:-}"*) ;; *) continue ;; esac
-	run_tap "$(basename "$t")" "$t"
+	run_tap "$(basename "$t")" ${RUN_WRAP:+"$RUN_WRAP"} "$t"
 done
 
 if [ -d "$B/selftests" ]; then
@@ -53,7 +56,7 @@ fi
 
 # valgrind: a small goroutine program must run clean (not under a sanitizer;
 # kernel assist off: valgrind does not model the bpf system call).
-if [ -z "${SAN:-}" ] && [ -z "${TESTS:-}" ]; then
+if [ -z "${SAN:-}" ] && [ -z "${TESTS:-}" ] && [ -z "${RUN_WRAP:-}" ]; then
 	echo "# valgrind"
 	if ! command -v valgrind >/dev/null 2>&1; then
 		echo "ok 1 valgrind_hello # SKIP valgrind not installed"; skip=$((skip + 1))

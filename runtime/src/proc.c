@@ -41,7 +41,13 @@
 #include "runtime.h"
 #include "kassist.h"
 #include "san.h"
+#if defined(__x86_64__)
 #include "switch_x86_64.h"
+#elif defined(__aarch64__)
+#include "switch_aarch64.h"
+#else
+#error "gmprt: no context switch for this architecture"
+#endif
 
 #include <errno.h>
 #include <signal.h>

@@ -627,9 +627,20 @@ extern __thread struct m *tls_m __attribute__((tls_model("initial-exec")));
 static inline struct m *getm(void)
 {
 	struct m *mp;
+#if defined(__x86_64__)
 	__asm__ volatile("movq tls_m@gottpoff(%%rip), %0\n\t"
 			 "movq %%fs:(%0), %0"
 			 : "=r"(mp));
+#elif defined(__aarch64__)
+	uintptr_t tp;
+	__asm__ volatile("adrp	%0, :gottprel:tls_m\n\t"
+			 "ldr	%0, [%0, #:gottprel_lo12:tls_m]\n\t"
+			 "mrs	%1, tpidr_el0\n\t"
+			 "ldr	%0, [%1, %0]"
+			 : "=&r"(mp), "=r"(tp));
+#else
+#error "gmprt: getm() has no thread-pointer access for this architecture"
+#endif
 	return mp;
 }
 

@@ -27,6 +27,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,14 +47,23 @@ static size_t page_size;
 static _Atomic long guard_budget;	/* PROT_NONE-guarded stacks we may still map */
 static _Atomic bool marker_guards;	/* MADV_GUARD_INSTALL works here */
 
-/* Does this kernel install lightweight guard regions? */
+/* Does this kernel install lightweight guard regions?  Success is not
+ * taken on trust (an emulator such as qemu-user says yes to advice it
+ * ignores): the kernel must then refuse to read the page, as write(2) from
+ * it into a pipe shows. */
 static bool probe_marker_guards(void)
 {
 	char *p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return false;
-	bool ok = madvise(p, page_size, MADV_GUARD_INSTALL) == 0;
+	bool ok = false;
+	int fds[2];
+	if (madvise(p, page_size, MADV_GUARD_INSTALL) == 0 && pipe2(fds, O_CLOEXEC) == 0) {
+		ok = write(fds[1], p, 1) < 0 && errno == EFAULT;
+		close(fds[0]);
+		close(fds[1]);
+	}
 	munmap(p, 2 * page_size);
 	return ok;
 }

@@ -6,6 +6,10 @@
  * one test in this process (what the parent execs).  A test passes when its
  * process exits with the expected status (0 unless told otherwise), within its
  * timeout, and with the expected text on stderr.
+ *
+ * GMP_TEST_WRAP names an emulator (qemu-aarch64-static for a cross build):
+ * the test processes are started through it, and tests marked native_only
+ * are skipped with their reason.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -71,7 +75,13 @@ static pid_t spawn(const char *self, struct test_case *tc, int *errfd)
 			for (char *kv = strtok_r(env, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
 				putenv(kv);
 		}
-		execl(self, self, "--run", tc->name, (char *)NULL);
+		/* GMP_TEST_WRAP: an emulator that runs the binary (qemu-user
+		 * cannot exec a foreign binary by itself). */
+		const char *wrap = getenv("GMP_TEST_WRAP");
+		if (wrap && *wrap)
+			execlp(wrap, wrap, self, "--run", tc->name, (char *)NULL);
+		else
+			execl(self, self, "--run", tc->name, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -135,6 +145,11 @@ static void print_comment(const char *text)
 /* Returns 0 pass, 1 fail, 2 skip. */
 static int run_one(const char *self, struct test_case *tc, int idx)
 {
+	const char *wrap = getenv("GMP_TEST_WRAP");
+	if (tc->opts.native_only && wrap && *wrap) {
+		printf("ok %d %s # SKIP under %s: %s\n", idx, tc->name, wrap, tc->opts.native_only);
+		return 2;
+	}
 	if (tc->opts.skip_unless && system(tc->opts.skip_unless) != 0) {
 		printf("ok %d %s # SKIP needs: %s\n", idx, tc->name, tc->opts.skip_unless);
 		return 2;
@@ -197,10 +212,18 @@ int main(int argc, char **argv)
 	int n = 0, idx = 0, failed = 0;
 	for (struct test_case *tc = tests; tc; tc = tc->next)
 		n += !only || strstr(tc->name, only) != NULL;
+	/* This binary's own path (under qemu-user, the emulated binary's: the
+	 * link /proc/self/exe itself would name the emulator). */
+	static char self[4096];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0 || len >= (ssize_t)sizeof(self) - 1)
+		strcpy(self, "/proc/self/exe");
+	else
+		self[len] = '\0';
 	printf("TAP version 13\n1..%d\n", n);
 	fflush(stdout);
 	for (struct test_case *tc = tests; tc; tc = tc->next)
 		if (!only || strstr(tc->name, only))
-			failed += run_one("/proc/self/exe", tc, ++idx) == 1;
+			failed += run_one(self, tc, ++idx) == 1;
 	return failed ? 1 : 0;
 }

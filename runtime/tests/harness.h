@@ -22,6 +22,7 @@ struct test_opts {
 	const char *expect_stderr;	/* a string its stderr must contain */
 	int timeout_s;			/* default 60 */
 	const char *skip_unless;	/* shell command that must succeed, else SKIP */
+	const char *native_only;	/* why it is skipped under GMP_TEST_WRAP (an emulator) */
 };
 
 struct test_case {
@@ -47,6 +48,12 @@ void harness_skip(const char *why) __attribute__((noreturn));
 	static void test_##name(void)
 
 #define TEST(name) TEST_OPTS(name, .env = NULL)
+
+/* For tests that end in the deadlock report: the check counts the
+ * process's threads, and an emulator's own (qemu-user's RCU thread) look
+ * like threads of the program that could still wake someone. */
+#define NEEDS_DEADLOCK_CHECK \
+	.native_only = "its own threads look like the program's to the deadlock check"
 
 /* Stress sizes: TSan keeps a heavy shadow per goroutine (a fiber each, with
  * its own mappings), so counts of live goroutines shrink under it. */

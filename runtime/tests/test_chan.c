@@ -425,7 +425,7 @@ TEST(bad_sizes)
 #endif
 }
 
-TEST_OPTS(deadlock_recv_nobody_sends, .expect_status = 2,
+TEST_OPTS(deadlock_recv_nobody_sends, NEEDS_DEADLOCK_CHECK, .expect_status = 2,
 	  .expect_stderr = "all goroutines are asleep - deadlock!")
 {
 	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
@@ -434,7 +434,7 @@ TEST_OPTS(deadlock_recv_nobody_sends, .expect_status = 2,
 	CHECK(!"recv returned");
 }
 
-TEST_OPTS(deadlock_dump_names_chan_send, .expect_status = 2, .expect_stderr = "chan send")
+TEST_OPTS(deadlock_dump_names_chan_send, NEEDS_DEADLOCK_CHECK, .expect_status = 2, .expect_stderr = "chan send")
 {
 	gmp_chan *c = gmp_chan_make(sizeof(int), 0);
 	int v = 0;

@@ -620,7 +620,7 @@ TEST(once_runs_once_under_concurrency)
 
 /* ---- deadlocks are reported with what each goroutine waits on ----------- */
 
-TEST_OPTS(deadlock_on_waitgroup, .expect_status = 2,
+TEST_OPTS(deadlock_on_waitgroup, NEEDS_DEADLOCK_CHECK, .expect_status = 2,
 	  .expect_stderr = "gmprt: fatal error: all goroutines are asleep - deadlock!")
 {
 	gmp_waitgroup wg = GMP_WAITGROUP_INIT;
@@ -629,7 +629,7 @@ TEST_OPTS(deadlock_on_waitgroup, .expect_status = 2,
 	fprintf(stderr, "wait returned\n");
 }
 
-TEST_OPTS(deadlock_dump_names_mutex_wait, .expect_status = 2,
+TEST_OPTS(deadlock_dump_names_mutex_wait, NEEDS_DEADLOCK_CHECK, .expect_status = 2,
 	  .expect_stderr = "sync.Mutex.Lock")
 {
 	gmp_mutex mu = GMP_MUTEX_INIT;
@@ -638,7 +638,7 @@ TEST_OPTS(deadlock_dump_names_mutex_wait, .expect_status = 2,
 	fprintf(stderr, "relocked a held mutex\n");
 }
 
-TEST_OPTS(deadlock_dump_names_waitgroup_wait, .expect_status = 2,
+TEST_OPTS(deadlock_dump_names_waitgroup_wait, NEEDS_DEADLOCK_CHECK, .expect_status = 2,
 	  .expect_stderr = "sync.WaitGroup.Wait")
 {
 	gmp_waitgroup wg = GMP_WAITGROUP_INIT;

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * switch_aarch64.h - the goroutine context switch for AArch64 (AAPCS64),
+ * inline (a new goroutine's first frame is laid out in switch_aarch64.S).
+ *
+ * gmprt_swap saves a frame on the current stack, stores its sp in
+ * *save_sp, and resumes the frame at new_sp; it returns when something
+ * resumes the saved one, on whatever M.  As on x86-64 it is inline asm that
+ * clobbers every register a call may clobber and the callee-saved ones
+ * (x19-x28, the low halves of v8-v15, x30), so the compiler keeps across it
+ * only what it needs.  x29 may be the frame pointer, which asm may not
+ * clobber: the frame holds it.  x18 (the platform register) is not touched.
+ *
+ * The frame, 32 bytes, sp 16-aligned:
+ *
+ *   +0 the address to resume at   +8 fpcr   +16 x29   +24 unused
+ *
+ * FPCR (rounding mode, trap enables) belongs to the goroutine, like MXCSR
+ * on x86-64: saved with the frame and written only when the frame resumed
+ * has another value than the one live now.  No system call is made.  The
+ * jump to the resumed frame is a br, not a ret: a ret with no matching bl
+ * would mispredict every time.
+ */
+#ifndef GMPRT_SWITCH_AARCH64_H
+#define GMPRT_SWITCH_AARCH64_H
+
+static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, void *new_sp)
+{
+	register void **x0 __asm__("x0") = save_sp;
+	register void *x1 __asm__("x1") = new_sp;
+	__asm__ volatile(
+		"sub	sp, sp, #32\n\t"
+		"mrs	x9, fpcr\n\t"
+		"adr	x10, 1f\n\t"
+		"stp	x10, x9, [sp]\n\t"
+		"str	x29, [sp, #16]\n\t"
+		"mov	x11, sp\n\t"
+		"str	x11, [x0]\n\t"
+		"mov	sp, x1\n\t"
+		"ldp	x10, x11, [sp]\n\t"
+		"cmp	x9, x11\n\t"
+		"b.eq	2f\n\t"
+		"msr	fpcr, x11\n"
+		"2:\tbr	x10\n"
+		"1:\thint	#36\n\t"		/* bti j: a landing pad for the br */
+		"ldr	x29, [sp, #16]\n\t"
+		"add	sp, sp, #32"
+		: "+r"(x0), "+r"(x1)
+		:
+		: "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+		  "x14", "x15", "x16", "x17", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
+		  "x26", "x27", "x28", "x30", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
+		  "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18",
+		  "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29",
+		  "v30", "v31", "memory", "cc");
+}
+
+#endif /* GMPRT_SWITCH_AARCH64_H */
