@@ -15,13 +15,15 @@ B=${B:-build}
 pass=0 fail=0 skip=0
 log=$B/test-logs
 mkdir -p "$log"
+: >"$log/failures"
 
-# Reads TAP on stdin, echoes it, and adds its counts to the totals file.
+# Reads TAP on stdin, echoes it, adds its counts to the totals file ($1)
+# and its failures, named by binary ($2), to $log/failures.
 count_tap() {
-	awk -v totals="$1" '
+	awk -v totals="$1" -v name="$2" -v failures="$log/failures" '
 		{ print; fflush() }
 		/^ok / { if ($0 ~ /# SKIP/) s++; else p++ }
-		/^not ok / { f++ }
+		/^not ok / { f++; print name ": " $0 >> failures }
 		END { printf "%d %d %d\n", p, f, s > totals }'
 }
 
@@ -33,10 +35,10 @@ add_totals() {
 run_tap() {
 	name=$1; shift
 	echo "# $name"
-	"$@" 2>"$log/$name.stderr" | count_tap "$log/$name.totals"
+	"$@" 2>"$log/$name.stderr" | count_tap "$log/$name.totals" "$name"
 	add_totals "$log/$name.totals"
 	if [ ! -s "$log/$name.totals" ] || [ "$(cat "$log/$name.totals")" = "0 0 0" ]; then
-		echo "not ok - $name printed no results"; fail=$((fail + 1))
+		echo "not ok - $name printed no results" | tee -a "$log/failures"; fail=$((fail + 1))
 	fi
 }
 
@@ -64,10 +66,14 @@ if [ -z "${SAN:-}" ] && [ -z "${TESTS:-}" ] && [ -z "${RUN_WRAP:-}" ]; then
 		"$B/examples/hello" >"$log/valgrind.out" 2>"$log/valgrind.err"; then
 		echo "ok 1 valgrind_hello"; pass=$((pass + 1))
 	else
-		echo "not ok 1 valgrind_hello"; sed 's/^/# /' "$log/valgrind.err" | head -40
+		echo "not ok 1 valgrind_hello"; echo "valgrind: not ok 1 valgrind_hello" >>"$log/failures"; sed 's/^/# /' "$log/valgrind.err" | head -40
 		fail=$((fail + 1))
 	fi
 fi
 
+if [ -s "$log/failures" ]; then
+	echo "# failures:"
+	sed 's/^/#   /' "$log/failures"
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
