@@ -139,7 +139,11 @@ enum { PREEMPT_SA_FLAGS = SA_SIGINFO | SA_RESTART };
 static void on_preempt(int sig, siginfo_t *info, void *ucv)
 {
 	ucontext_t *uc = ucv;
-	if (!safe_point(getm(), uc->uc_mcontext.pc, uc->uc_mcontext.sp))
+	struct m *mp = getm();
+	if (!safe_point(mp, uc->uc_mcontext.pc, uc->uc_mcontext.sp))
+		return;
+	/* The yield runs below the signal frame: leave it room too. */
+	if ((uintptr_t)__builtin_frame_address(0) < mp->curg->stack.lo + 4096)
 		return;
 	/* Other goroutines run on this M meanwhile: with the M's own mask, not
 	 * the handler's (a fault must not find SIGSEGV blocked). */
