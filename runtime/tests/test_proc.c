@@ -424,6 +424,44 @@ TEST(foreign_thread_is_adopted)
 	wait_counter(1);
 }
 
+/* A thread's first call is a wait, in a process that never started a
+ * goroutine: its wake-ups (the fd, the timeout) still come. */
+static int adopted_pipe[2];
+static _Atomic long adopted_read, adopted_select;
+
+static void *adopted_waits(void *arg)
+{
+	(void)arg;
+	char c;
+	adopted_read = gmp_read(adopted_pipe[0], &c, 1);
+	gmp_chan *never = gmp_chan_make(sizeof(int), 0);
+	int v;
+	struct gmp_case cs[1] = { { .chan = never, .op = GMP_RECV, .elem = &v } };
+	adopted_select = gmp_select(cs, 1, 20 * MS);
+	gmp_chan_free(never);
+	return NULL;
+}
+
+TEST_OPTS(adopted_thread_waits_without_goroutines, .env = "GMP_MAXPROCS=1")
+{
+	CHECK(pipe(adopted_pipe) == 0);
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, adopted_waits, NULL) == 0);
+	usleep(50 * 1000); /* plain sleeps: main never enters the scheduler */
+	CHECK(write(adopted_pipe[1], "x", 1) == 1);
+	pthread_join(t, NULL);
+	CHECK_EQ(adopted_read, 1);
+	CHECK_EQ(adopted_select, -ETIMEDOUT);
+}
+
+TEST(version_matches_header)
+{
+	char want[32];
+	snprintf(want, sizeof(want), "%d.%d.%d", GMPRT_VERSION_MAJOR, GMPRT_VERSION_MINOR,
+		 GMPRT_VERSION_PATCH);
+	CHECK(strcmp(gmp_version(), want) == 0);
+}
+
 /* ---- timers ---------------------------------------------------------------- */
 
 static atomic_long last_woken_deadline, out_of_order;
