@@ -125,9 +125,11 @@ static int map_guarded(struct stack *st, size_t size, bool marker)
 	return 0;
 }
 
-/* Default-size stacks come from slabs of SLAB_STACKS: one mmap instead of
- * many (a skynet run maps about 300 slabs; with 64 stacks a slab it mapped
- * 1,300 and took 5-8% longer).  Slab stacks are never unmapped (G structs
+/* Default-size stacks come from slabs of up to SLAB_MAX_STACKS, within
+ * SLAB_MAX_BYTES of address space (a large GMP_STACK gets fewer a slab, so
+ * that a strict-overcommit system is not charged for hundreds of them):
+ * one mmap instead of many (a skynet run maps about 300 slabs; with 64
+ * stacks a slab it mapped 1,300 and took 5-8% longer).  Slab stacks are never unmapped (G structs
  * keep their stacks for life; trimming gives the pages back).  A slab is
  * all canary stacks, or, with marker guards, all guarded ones: each slot is
  * a guard page and then the stack, and process_madvise installs the guards
@@ -137,7 +139,8 @@ static int map_guarded(struct stack *st, size_t size, bool marker)
  * while the other mapped.  A P that gmp_maxprocs takes away keeps the rest
  * of its slab, unused until the P comes back (address space only: nothing
  * of it was touched). */
-enum { SLAB_STACKS = 256 };
+enum { SLAB_MAX_STACKS = 256 };
+#define SLAB_MAX_BYTES ((size_t)32 << 20)
 static struct rt_lock slab_lock;
 static struct stack_slab global_slab; /* slab_lock guards it */
 
@@ -171,13 +174,13 @@ static bool guard_batch(char *base, size_t stride, int n)
 	return ok;
 }
 
-/* Installs a guard page at the bottom of each of a new slab's slots, a
- * batch at a time, else one madvise per slot. */
-static int slab_guard(char *base, size_t stride)
+/* Installs a guard page at the bottom of each of a new slab's count
+ * slots, a batch at a time, else one madvise per slot. */
+static int slab_guard(char *base, size_t stride, int count)
 {
-	for (int first = 0; first < SLAB_STACKS; first += GUARD_BATCH) {
+	for (int first = 0; first < count; first += GUARD_BATCH) {
 		char *b = base + first * stride;
-		int n = SLAB_STACKS - first < GUARD_BATCH ? SLAB_STACKS - first : GUARD_BATCH;
+		int n = count - first < GUARD_BATCH ? count - first : GUARD_BATCH;
 		if (guard_batch(b, stride, n))
 			continue;
 		for (int i = 0; i < n; i++)
@@ -187,25 +190,34 @@ static int slab_guard(char *base, size_t stride)
 	return 0;
 }
 
+/* How many stacks of stride bytes (guard included) a slab holds. */
+static int slab_count(size_t stride)
+{
+	size_t n = SLAB_MAX_BYTES / stride;
+	return n < 1 ? 1 : n > SLAB_MAX_STACKS ? SLAB_MAX_STACKS : (int)n;
+}
+
 /* Maps a new slab into sl (no lock held: sl is a P's own, or the caller
  * holds slab_lock); false with errno set. */
 static bool slab_refill(struct stack_slab *sl, size_t size)
 {
 	bool g = atomic_load_explicit(&marker_guards, memory_order_relaxed);
 	size_t stride = size + (g ? page_size : 0);
-	char *base = map_anon(stride * SLAB_STACKS);
-	if (base && g && slab_guard(base, stride)) {
+	int count = slab_count(stride);
+	char *base = map_anon(stride * count);
+	if (base && g && slab_guard(base, stride, count)) {
 		/* Guards failed here after the probe said yes: go on with canaries. */
-		munmap(base, stride * SLAB_STACKS);
+		munmap(base, stride * count);
 		atomic_store(&marker_guards, false);
 		g = false;
 		stride = size;
-		base = map_anon(stride * SLAB_STACKS);
+		count = slab_count(stride);
+		base = map_anon(stride * count);
 	}
 	if (!base)
 		return false;
 	sl->next = (uintptr_t)base;
-	sl->end = sl->next + stride * SLAB_STACKS;
+	sl->end = sl->next + stride * count;
 	sl->guarded = g;
 	return true;
 }
