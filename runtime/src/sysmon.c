@@ -56,6 +56,7 @@ struct psnap {
 	uint32_t tick;		/* schedtick last seen */
 	int64_t since;		/* when it last changed */
 	uint32_t nswitch;	/* nswitch last seen */
+	bool seen;		/* sysmon has looked at this P before */
 };
 static struct psnap snaps[MAXPROCS_LIMIT];
 
@@ -115,6 +116,15 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	 * it), but they are not stuck: a P is woken for their queued work
 	 * only once the switch count stands still too. */
 	uint32_t nswitch = P_TICK_SWITCH(ticks);
+	if (!ps->seen) {
+		/* The first look: whatever runs there started its slice no
+		 * later than now.  (main() runs from the start of the process
+		 * with the tick at 0, which a zeroed snapshot took for a slice
+		 * begun at time 0: preempted at the first look, it let the
+		 * goroutine it had just started print first.) */
+		*ps = (struct psnap){ tick, now, nswitch, true };
+		return false;
+	}
 	bool switching = nswitch != ps->nswitch;
 	ps->nswitch = nswitch;
 	uintptr_t st = atomic_load(&pp->status);
