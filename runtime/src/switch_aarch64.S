@@ -49,3 +49,21 @@ gmprt_gostart:
 	.size gmprt_gostart, .-gmprt_gostart
 
 	.section .note.GNU-stack,"",%progbits
+
+/* Built with -mbranch-protection, the C objects say they are BTI and PAC
+ * clean; this file says so too (its code lands on bti pads and keeps no
+ * return address of its own), or the linker would drop the marking for the
+ * whole library. */
+#if defined(__ARM_FEATURE_BTI_DEFAULT) || defined(__ARM_FEATURE_PAC_DEFAULT)
+	.pushsection .note.gnu.property, "a"
+	.p2align 3
+	.long	4			/* name size */
+	.long	16			/* descriptor size */
+	.long	5			/* NT_GNU_PROPERTY_TYPE_0 */
+	.asciz	"GNU"
+	.long	0xc0000000		/* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+	.long	4
+	.long	3			/* BTI | PAC */
+	.long	0
+	.popsection
+#endif
