@@ -61,6 +61,17 @@ static struct test_case *find(const char *name)
 	return NULL;
 }
 
+void harness_exec(const char *path, const char *arg1, const char *arg2)
+{
+	/* GMP_TEST_WRAP: an emulator that runs the binary (qemu-user cannot
+	 * exec a foreign binary by itself). */
+	const char *wrap = getenv("GMP_TEST_WRAP");
+	if (wrap && *wrap)
+		execlp(wrap, wrap, path, arg1, arg2, (char *)NULL);
+	else
+		execl(path, path, arg1, arg2, (char *)NULL);
+}
+
 /* Starts self --run NAME with the test's environment; its stderr on *errfd. */
 static pid_t spawn(const char *self, struct test_case *tc, int *errfd)
 {
@@ -75,13 +86,7 @@ static pid_t spawn(const char *self, struct test_case *tc, int *errfd)
 			for (char *kv = strtok_r(env, " ", &save); kv; kv = strtok_r(NULL, " ", &save))
 				putenv(kv);
 		}
-		/* GMP_TEST_WRAP: an emulator that runs the binary (qemu-user
-		 * cannot exec a foreign binary by itself). */
-		const char *wrap = getenv("GMP_TEST_WRAP");
-		if (wrap && *wrap)
-			execlp(wrap, wrap, self, "--run", tc->name, (char *)NULL);
-		else
-			execl(self, self, "--run", tc->name, (char *)NULL);
+		harness_exec(self, "--run", tc->name);
 		_exit(127);
 	}
 	close(pfd[1]);

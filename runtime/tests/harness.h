@@ -36,6 +36,10 @@ void harness_register(struct test_case *tc);
 void harness_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 3, 4)));
 void harness_skip(const char *why) __attribute__((noreturn));
+/* exec path with up to two arguments (NULL ends them), through the
+ * GMP_TEST_WRAP emulator when there is one; returns only on failure.
+ * Between fork and exec it calls getenv and exec only. */
+void harness_exec(const char *path, const char *arg1, const char *arg2);
 
 #define TEST_OPTS(name, ...)                                                      \
 	static void test_##name(void);                                            \

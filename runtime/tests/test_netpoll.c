@@ -854,7 +854,6 @@ static pid_t start_httpd(const char *path, int *port, int *out_fd)
 	int out[2];
 	CHECK(pipe2(out, O_CLOEXEC) == 0);
 	pid_t parent = getpid();
-	const char *wrap = getenv("GMP_TEST_WRAP"); /* an emulator, for a cross build */
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -863,10 +862,7 @@ static pid_t start_httpd(const char *path, int *port, int *out_fd)
 		if (getppid() != parent)
 			_exit(127);
 		dup2(out[1], 1);
-		if (wrap && *wrap)
-			execlp(wrap, wrap, path, "0", (char *)NULL);
-		else
-			execl(path, path, "0", (char *)NULL);
+		harness_exec(path, "0", NULL);
 		_exit(127);
 	}
 	close(out[1]);
