@@ -683,6 +683,7 @@ struct thread_arg {
 	char buf[8];
 	int64_t waited;
 	int echo_ok;
+	_Atomic int started;	/* the thread is about to read */
 	_Atomic int done;
 };
 
@@ -690,6 +691,7 @@ static void *plain_thread(void *p)
 {
 	struct thread_arg *a = p;
 	int64_t t0 = gmp_now();
+	atomic_store(&a->started, 1);
 	a->got = gmp_read(a->pipe_rd, a->buf, sizeof(a->buf));	/* parks this thread */
 	a->waited = gmp_now() - t0;
 
@@ -717,6 +719,9 @@ TEST_OPTS(calls_from_plain_pthread, .timeout_s = 20)
 	go(accept_one_and_echo, (void *)(intptr_t)lfd);
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, plain_thread, &a) == 0);
+	/* From the thread's start (late under an emulator), 50 ms before the
+	 * write. */
+	CHECK(wait_flag(&a.started, 10000));
 	gmp_sleep(50 * MS);
 	CHECK_EQ(gmp_write(p[1], "wake", 4), 4);
 	/* Not pthread_join at once: that would hold this M (and, with one P,
