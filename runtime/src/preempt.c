@@ -88,13 +88,14 @@ static bool pc_unsafe(uintptr_t pc)
 	return false;
 }
 
-/* Is the interrupted context a safe point of mp's goroutine? */
-static bool safe_point(struct m *mp, uintptr_t pc, uintptr_t sp)
+/* Is the interrupted context (pc, sp) a safe point of mp's goroutine,
+ * with a page of its stack left below low, where the yield will run? */
+static bool safe_point(struct m *mp, uintptr_t pc, uintptr_t sp, uintptr_t low)
 {
 	if (!mp || mp->adopted || mp->rtdepth > 0 || !mp->curg)
 		return false;
 	struct g *gp = mp->curg;
-	return !pc_unsafe(pc) && sp >= gp->stack.lo + 4096 && sp <= gp->stack.hi;
+	return !pc_unsafe(pc) && low >= gp->stack.lo + 4096 && sp <= gp->stack.hi;
 }
 
 #if defined(__x86_64__)
@@ -120,7 +121,7 @@ static void on_preempt(int sig, siginfo_t *info, void *ucv)
 	ucontext_t *uc = ucv;
 	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-	if (!safe_point(getm(), pc, sp))
+	if (!safe_point(getm(), pc, sp, sp))
 		return;
 	uintptr_t *slot = (uintptr_t *)(sp - 128 - 8);
 	*slot = pc;
@@ -139,11 +140,9 @@ enum { PREEMPT_SA_FLAGS = SA_SIGINFO | SA_RESTART };
 static void on_preempt(int sig, siginfo_t *info, void *ucv)
 {
 	ucontext_t *uc = ucv;
-	struct m *mp = getm();
-	if (!safe_point(mp, uc->uc_mcontext.pc, uc->uc_mcontext.sp))
-		return;
-	/* The yield runs below the signal frame: leave it room too. */
-	if ((uintptr_t)__builtin_frame_address(0) < mp->curg->stack.lo + 4096)
+	/* The yield runs below the signal frame, from this handler's frame. */
+	if (!safe_point(getm(), uc->uc_mcontext.pc, uc->uc_mcontext.sp,
+			(uintptr_t)__builtin_frame_address(0)))
 		return;
 	/* Other goroutines run on this M meanwhile: with the M's own mask, not
 	 * the handler's (a fault must not find SIGSEGV blocked). */
