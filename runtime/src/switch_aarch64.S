@@ -4,7 +4,7 @@
  * for AArch64: a new goroutine's first frame.  The switch itself is inline
  * asm (switch_aarch64.h); this file and that one share the saved frame:
  *
- *   +0 the address to resume at   +8 fpcr   +16 x29
+ *   +0 the address to resume at   +8 fpcr   +16 x29   +24 fpsr
  *
  * A switch loads the address and branches there with sp at +0; what lies
  * above +32 belongs to the code resumed.  Asynchronous preemption needs no
@@ -14,8 +14,8 @@
 
 /* void *gmprt_stack_init(uintptr_t top): lays out a saved frame at the top
  * of a fresh stack (top rounded down to a cache line) that resumes at
- * gmprt_gostart with the default FPCR (0), and returns the sp to switch
- * to.  One cache line is the whole cost. */
+ * gmprt_gostart with the default FPCR and no FPSR flags (0), and returns
+ * the sp to switch to.  One cache line is the whole cost. */
 	.globl gmprt_stack_init
 	.hidden gmprt_stack_init
 	.type gmprt_stack_init, %function

@@ -13,11 +13,15 @@
  *
  * The frame, 32 bytes, sp 16-aligned:
  *
- *   +0 the address to resume at   +8 fpcr   +16 x29   +24 unused
+ *   +0 the address to resume at   +8 fpcr   +16 x29   +24 fpsr
  *
- * FPCR (rounding mode, trap enables) belongs to the goroutine, like MXCSR
- * on x86-64: saved with the frame and written only when the frame resumed
- * has another value than the one live now.  No system call is made.  The
+ * FPCR (rounding mode, trap enables) belongs to the goroutine, like
+ * MXCSR's control bits on x86-64: saved with the frame and written only
+ * when the frame resumed has another value than the one live now.  FPSR
+ * (the sticky exception flags) follows MXCSR's flags: written back only
+ * when the frame resumed had a flag set that is clear now, so a switch
+ * never clears a goroutine's flags but may carry over flags another
+ * goroutine raised, as a call may.  No system call is made.  The
  * jump to the resumed frame is a br, not a ret: a ret with no matching bl
  * would mispredict every time.
  */
@@ -31,17 +35,22 @@ static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, voi
 	__asm__ volatile(
 		"sub	sp, sp, #32\n\t"
 		"mrs	x9, fpcr\n\t"
+		"mrs	x12, fpsr\n\t"
 		"adr	x10, 1f\n\t"
 		"stp	x10, x9, [sp]\n\t"
-		"str	x29, [sp, #16]\n\t"
+		"stp	x29, x12, [sp, #16]\n\t"
 		"mov	x11, sp\n\t"
 		"str	x11, [x0]\n\t"
 		"mov	sp, x1\n\t"
 		"ldp	x10, x11, [sp]\n\t"
+		"ldr	x13, [sp, #24]\n\t"
 		"cmp	x9, x11\n\t"
 		"b.eq	2f\n\t"
 		"msr	fpcr, x11\n"
-		"2:\tbr	x10\n"
+		"2:\tbics	xzr, x13, x12\n\t"	/* a flag it had that is clear now? */
+		"b.eq	3f\n\t"
+		"msr	fpsr, x13\n"
+		"3:\tbr	x10\n"
 		"1:\thint	#36\n\t"		/* bti j: a landing pad for the br */
 		"ldr	x29, [sp, #16]\n\t"
 		"add	sp, sp, #32"

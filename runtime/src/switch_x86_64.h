@@ -16,9 +16,14 @@
  * control words.  The red zone is stepped over: the frame goes below it.
  *
  * The SSE and x87 control words belong to the goroutine: saved with the
- * frame, and loaded only when the frame resumed has other ones than those
- * live now (fldcw is microcoded; nearly every goroutine runs with the
- * defaults).  No system call is made: the signal mask is per thread and
+ * frame, and loaded only when the frame resumed needs it (ldmxcsr and fldcw
+ * serialize the pipeline; nearly every goroutine runs with the defaults).
+ * MXCSR also holds the sticky exception flags, which the ABI makes
+ * caller-saved and C lets a call raise but not clear: it is loaded when
+ * the control bits differ, or when the resumed frame saw a flag that is
+ * clear now, and not merely because flags were raised meanwhile.  (Two
+ * goroutines, one of which does inexact arithmetic, would otherwise pay
+ * the load on every switch, about 25 ns here.)  No system call is made: the signal mask is per thread and
  * stays put.  The jump to the resumed frame is indirect, not a ret: a ret
  * with no matching call would mispredict every time.
  */
@@ -51,14 +56,19 @@ static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, voi
 		"pushq	%%rcx\n\t"
 		"movq	%%rsp, (%%rdi)\n\t"
 		"movq	%%rsi, %%rsp\n\t"
-		"cmpl	8(%%rsp), %%eax\n\t"
-		"jne	2f\n\t"
-		"cmpw	12(%%rsp), %%dx\n\t"
-		"je	3f\n"
-		"2:\tldmxcsr	8(%%rsp)\n\t"
-		"fldcw	12(%%rsp)\n"
+		"movl	%%eax, %%ecx\n\t"	/* live flags | saved word == live word? */
+		"andl	$0x3f, %%ecx\n\t"
+		"orl	8(%%rsp), %%ecx\n\t"
+		"cmpl	%%ecx, %%eax\n\t"
+		"jne	2f\n"
+		"4:\tcmpw	12(%%rsp), %%dx\n\t"
+		"jne	5f\n"
 		"3:\tpopq	%%rcx\n\t"
 		"jmp	*%%rcx\n"
+		"2:\tldmxcsr	8(%%rsp)\n\t"
+		"jmp	4b\n"
+		"5:\tfldcw	12(%%rsp)\n\t"
+		"jmp	3b\n"
 		"1:\t" SWAP_FRAME_CLOSE
 		: "+D"(save_sp), "+S"(new_sp)
 		:

@@ -143,6 +143,54 @@ TEST_OPTS(rounding_mode_is_per_goroutine, .env = "GMP_MAXPROCS=1")
 	CHECK_EQ(fegetround(), FE_TONEAREST);
 }
 
+/* Exception flags are caller-saved, and C lets a call raise them but not
+ * clear them: a switch may carry flags over from another goroutine, but
+ * never clears those of the goroutine it resumes. */
+struct flag_case {
+	int bad;		/* resumptions that found FE_INEXACT clear */
+	gmp_chan *done;
+};
+
+static volatile double fp_num = 1.0, fp_den = 3.0;
+
+static void flag_raiser(void *arg)
+{
+	struct flag_case *fc = arg;
+	feclearexcept(FE_ALL_EXCEPT);
+	volatile double third = fp_num / fp_den; /* inexact */
+	(void)third;
+	for (int i = 0; i < 2000; i++) {
+		gmp_yield();
+		if (!fetestexcept(FE_INEXACT))
+			fc->bad++;
+	}
+	gmp_chan_send(fc->done, &(int){ 1 });
+}
+
+static void flag_clearer(void *arg)
+{
+	struct flag_case *fc = arg;
+	for (int i = 0; i < 2000; i++) {
+		feclearexcept(FE_ALL_EXCEPT);
+		gmp_yield();
+	}
+	gmp_chan_send(fc->done, &(int){ 1 });
+}
+
+/* One P: the raiser and the clearer alternate 4,000 times; the raiser's
+ * FE_INEXACT survives every switch back from the clearer. */
+TEST_OPTS(switch_keeps_raised_fp_flags, .env = "GMP_MAXPROCS=1")
+{
+	struct flag_case fc = { 0, gmp_chan_make(sizeof(int), 2) };
+	int v;
+	go(flag_raiser, &fc);
+	go(flag_clearer, &fc);
+	CHECK_EQ(gmp_chan_recv(fc.done, &v), 1);
+	CHECK_EQ(gmp_chan_recv(fc.done, &v), 1);
+	gmp_chan_free(fc.done);
+	CHECK_EQ(fc.bad, 0);
+}
+
 /* ---- the seed's first program ------------------------------------------ */
 
 static char order[32];
