@@ -1746,15 +1746,23 @@ static struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
  * switch_away would (runnable_local, with its fairness turn), and puts gp
  * where gosched_slow would.  Without thieves gp goes to the tail before its
  * registers are saved: only this M, which holds the P until the switch is
- * done, could take it.  Returns the M that gp runs on afterwards, or NULL,
- * having done nothing, when the case is not this one. */
+ * done, could take it; and when the ring's head is what runs next, off its
+ * fairness turn, both moves are one (runqrotate_alone).  Returns the M that
+ * gp runs on afterwards, or NULL, having done nothing, when the case is not
+ * this one. */
 static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 {
 	struct p *pp = mp->p;
 	if (mp->lockedg || g0_has_business(pp))
 		return NULL;
 	bool inherit, alone = no_thieves();
-	struct g *next = runnable_local_as(pp, &inherit, alone);
+	struct g *next;
+	if (alone && likely(pp->fairness_left != 0) && (next = runqrotate_alone(pp, gp))) {
+		pp->fairness_left--;
+		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
+		return switch_away_to(mp, gp, next, false, false);
+	}
+	next = runnable_local_as(pp, &inherit, alone);
 	if (!next)
 		return NULL;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);

@@ -113,6 +113,28 @@ static inline struct g *runqget_alone(struct p *pp, bool *inherit)
 	return slot_load(pp, head);
 }
 
+/* With no thieves, gp to the ring's tail and the ring's head out, in one
+ * step: a yield's whole run-queue work.  The ring's length is unchanged, so
+ * it cannot overflow (full, head and tail share a slot: read before it is
+ * written).  NULL, having done nothing, when runnext holds a G or the ring
+ * is empty: runqget_alone's other cases. */
+static inline struct g *runqrotate_alone(struct p *pp, struct g *gp)
+{
+	if (atomic_load_explicit(&pp->runnext, memory_order_relaxed))
+		return NULL;
+	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
+	uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	if (tail == head)
+		return NULL;
+	struct g *next = slot_load(pp, head);
+	if (!next)
+		__builtin_unreachable(); /* a slot between head and tail holds a G */
+	slot_store(pp, tail, gp);
+	atomic_store_explicit(&pp->runqhead, head + 1, memory_order_relaxed);
+	atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
+	return next;
+}
+
 /* Takes the next G from pp's local queue; *inherit says it came from runnext
  * and should keep the current time slice.  Only pp's owner calls this;
  * alone is what no_thieves() says (read once by a caller that needs it too). */
