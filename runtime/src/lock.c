@@ -31,11 +31,23 @@
  * Threads without an M (sysmon) and adopted threads skip that part.
  *
  * note: a one-shot event for an M to sleep on (Go's note): 0 clear, 1 woken.
+ *
+ * process_fence: the rare side of an asymmetric Dekker.  The frequent side
+ * stores its flag and loads the other side's with no fence (a compiler
+ * barrier between); the rare side stores, calls process_fence, and loads.
+ * membarrier makes every CPU that runs one of our threads pass a full fence
+ * (a thread not running passed one as it was switched out), so either the
+ * frequent side's store is visible to the rare side's load, or the frequent
+ * side's load comes after the fence and sees the rare side's store.  Used
+ * by runnext (runq.c) and by the userspace path's P claim (proc.c); both
+ * fall back to locked instructions when process_fence_ok is false.
  */
 #include "runtime.h"
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +67,20 @@ int futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
 int futex_wake(_Atomic uint32_t *addr, int n)
 {
 	return (int)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+bool process_fence_ok;
+
+void process_fence_init(void)
+{
+	process_fence_ok =
+		syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void process_fence(void)
+{
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+		fatal("membarrier: %s", strerror(errno));
 }
 
 enum { LOCK_SLEEP_NS = 1000000 };	/* the backstop above */

@@ -350,16 +350,40 @@ bool sysmon_park(void)
 
 static void exitsyscall(struct m *mp);
 
-/* An M registers itself with kernel assist: when it starts, or (M0, whose
- * thread predates kernel assist) at its first runtime entry after.  Only the
- * M writes its kslot; others read it after reading its P's status. */
+/* Set once kassist_init has said which path is live (sysmon_start). */
+static bool kassist_decided;
+
+/* An M takes its slot once the path is decided: when it starts, or (M0,
+ * whose thread predates that) at its first runtime entry after.  A kernel-
+ * assist slot if it can get one, else its own uslot if process fences
+ * work, else none (the CAS protocol).  Only the M writes kslot and slot;
+ * others read them after reading its P's status. */
 static void m_kassist_register(struct m *mp)
 {
 	mp->kslot_tried = true;
-	struct kassist_slot *slot = kassist_register(mp->tid);
+	struct kassist_slot *kslot = kassist_register(mp->tid);
+	struct kassist_slot *slot = kslot ? kslot : process_fence_ok ? &mp->uslot : NULL;
 	if (slot)
 		mp->kseq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
-	__atomic_store_n(&mp->kslot, slot, __ATOMIC_RELEASE);
+	__atomic_store_n(&mp->kslot, kslot, __ATOMIC_RELEASE);
+	__atomic_store_n(&mp->slot, slot, __ATOMIC_RELEASE);
+}
+
+/* After a retaker's CAS of pp's status from mp's P_USER to P_RETAKING: was
+ * mp in runtime code after all?  Only the userspace path's slot can say
+ * so, and only after a process fence (lock.c): the M disarms it and then
+ * looks at the status with no fence of its own, so either its disarm shows
+ * here, or its look comes after our CAS and it waits us out
+ * (p_still_mine).  An M that was in the runtime across our CAS may also
+ * have left it since, storing P_USER over our P_RETAKING before it armed
+ * again: the status read after the armed word shows that. */
+static bool m_in_runtime_user(struct p *pp, struct m *mp)
+{
+	if (__atomic_load_n(&mp->slot, __ATOMIC_ACQUIRE) != &mp->uslot)
+		return false;
+	process_fence();
+	return __atomic_load_n(&mp->uslot.armed, __ATOMIC_ACQUIRE) == 0 ||
+	       atomic_load(&pp->status) != P_RETAKING;
 }
 
 /* Waits out a retaker that is checking whether our P may be taken; true if
@@ -391,17 +415,23 @@ static bool p_still_mine(struct m *mp)
  * if it is odd, the kernel's "back on CPU" went unrecorded, and we record
  * it ourselves first (kassist_slot_on), so that no retaker still sees the
  * block as going on.
- * Userspace path: a CAS from P_USER to P_RUNTIME, which a retaker's CAS
- * from P_USER excludes. */
+ * Userspace path with its own slot (uslot, whose seq never moves): the
+ * same disarm and owner check, the inline fast path of rt_enter; a
+ * retaker's CAS comes first and its process fence second (see
+ * m_in_runtime_user), so one of the two sees the other.
+ * Without a slot (no process fences): a CAS from P_USER to P_RUNTIME,
+ * which a retaker's CAS from P_USER excludes. */
 struct m *rt_enter_outer(struct m *mp)
 {
 	if (mp->adopted)
 		return mp;
 	mp->rtdepth = 1;
 	struct p *pp = mp->p;
-	if (mp->kslot) {
-		kassist_disarm(mp->kslot);
-		uint64_t seq = __atomic_load_n(&mp->kslot->seq, __ATOMIC_RELAXED);
+	struct kassist_slot *ks = mp->slot;
+	if (ks) {
+		kassist_disarm(ks);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
+		uint64_t seq = __atomic_load_n(&ks->seq, __ATOMIC_RELAXED);
 		/* The owner check costs a load of a line we wrote at rt_exit; it
 		 * catches a P lost in a way the seq did not show. */
 		if (likely(seq == mp->kseq) && pp &&
@@ -410,7 +440,7 @@ struct m *rt_enter_outer(struct m *mp)
 		/* kseq is always even, so the inline check above never passes on
 		 * a slot that says we are off CPU. */
 		if (unlikely(seq & 1)) {
-			seq = kassist_slot_on(mp->kslot, seq);
+			seq = kassist_slot_on(ks, seq);
 			atomic_fetch_add_explicit(&sched.nkmissed, 1, memory_order_relaxed);
 		}
 		mp->kseq = seq;
@@ -421,7 +451,8 @@ struct m *rt_enter_outer(struct m *mp)
 		uintptr_t user = (uintptr_t)mp | P_USER;
 		if (likely(pp && atomic_compare_exchange_strong(&pp->status, &user,
 								(uintptr_t)mp | P_RUNTIME))) {
-			if (unlikely(!mp->kslot_tried) && __atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE))
+			if (unlikely(!mp->kslot_tried) &&
+			    __atomic_load_n(&kassist_decided, __ATOMIC_ACQUIRE))
 				m_kassist_register(mp);
 			return mp;
 		}
@@ -451,12 +482,16 @@ static void exitsyscall(struct m *mp)
 
 /* Takes pp from its owner if that M is still in goroutine code (owner is
  * the P_USER status seen by the caller, who found the M blocked in the
- * kernel), and hands it to a spare M or the idle list (Go's retake).  On the
- * kernel-assist path the M does not CAS on entry, so the claim is checked
- * after our CAS: the M must still be off CPU in the same block. */
+ * kernel), and hands it to a spare M or the idle list (Go's retake).  An M
+ * with a slot does not CAS on entry, so the claim is checked after our CAS:
+ * on the kernel-assist path the M must still be off CPU in the same block,
+ * on the userspace path its uslot must still be armed. */
 static bool claim(struct p *pp, uintptr_t owner)
 {
-	struct kassist_slot *slot = m_kslot(P_OWNER(owner));
+	struct m *mp = P_OWNER(owner);
+	if (!mp)
+		return false;
+	struct kassist_slot *slot = m_kslot(mp);
 	uint64_t seq = 0;
 	if (slot && !kassist_slot_off_since(slot, &seq))
 		return false;
@@ -466,11 +501,11 @@ static bool claim(struct p *pp, uintptr_t owner)
 	 * went through RUNTIME and back to the same P_USER word: our CAS
 	 * proved nothing then.  Its slot is visible now (we read the status it
 	 * stored after registering), so check the block on it. */
-	if (!slot && (slot = m_kslot(P_OWNER(owner))) != NULL)
+	if (!slot && (slot = m_kslot(mp)) != NULL)
 		seq = ~(uint64_t)0;
 	/* The M goes on with no P when it wakes: its blocks until it next
 	 * enters the runtime are nobody's to hand off. */
-	if (slot && !kassist_quiet_block(slot, seq)) {
+	if (slot ? !kassist_quiet_block(slot, seq) : m_in_runtime_user(pp, mp)) {
 		uintptr_t retaking = P_RETAKING;
 		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
 		return false;
@@ -543,7 +578,7 @@ static void *mstart(void *arg)
 	thread_stack_bounds(&mp->g0.stack);
 	san_current_context(&mp->g0);
 	signals_minit(mp);
-	if (__atomic_load_n(&kassist_live, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&kassist_decided, __ATOMIC_ACQUIRE))
 		m_kassist_register(mp);
 	struct p *pp = mp->nextp;
 	mp->nextp = NULL;
@@ -625,6 +660,7 @@ __attribute__((noreturn)) static void mexit(struct m *mp)
 	sched.mcount--;
 	checkdead();
 	rt_unlock(&sched.lock);
+	__atomic_store_n(&mp->slot, NULL, __ATOMIC_RELEASE);
 	kassist_unregister(mp->kslot);
 	__atomic_store_n(&mp->kslot, NULL, __ATOMIC_RELEASE);
 	signals_mexit(mp);
@@ -2135,7 +2171,7 @@ __attribute__((constructor(101))) static void runtime_init(void)
 {
 	config_init();
 	stack_init();
-	runq_init();
+	process_fence_init();
 	pthread_key_create(&adopted_key, adopted_thread_exit);
 	atomic_store(&sched.lastpoll, nanotime());
 	bool on_main = getpid() == gettid_();
@@ -2174,6 +2210,7 @@ static void sysmon_start(void)
 	/* Kernel assist loads with the first goroutine, before any M but M0
 	 * runs: programs that never spawn do not pay for it. */
 	kassist_init(config.kassist); /* M0 registers at its next runtime entry */
+	__atomic_store_n(&kassist_decided, true, __ATOMIC_RELEASE);
 	pthread_t t;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);

@@ -20,16 +20,14 @@
  * an asymmetric Dekker:
  *   owner: runnext_owner = 1; if runnext_thieves == 0, plain load and
  *          store of runnext, else a CAS / exchange; runnext_owner = 0
- *   thief: runnext_thieves++; membarrier (every CPU running one of our
- *          threads passes a full fence); wait while runnext_owner; CAS
- *          runnext; runnext_thieves--
- * The owner's CPU passes the membarrier's fence before its flag store is
- * visible (then its count load comes after the fence and sees the thief,
- * and it takes the CAS path), or after (then the thief sees the flag and
- * waits for the window to close; the plain store in it is visible by then).
- * Either way exactly one of them gets a given G.  Without
- * MEMBARRIER_CMD_PRIVATE_EXPEDITED every P counts one thief for good, and
- * owners always CAS.
+ *   thief: runnext_thieves++; process_fence (lock.c); wait while
+ *          runnext_owner; CAS runnext; runnext_thieves--
+ * The owner's CPU passes the fence before its flag store is visible (then
+ * its count load comes after the fence and sees the thief, and it takes the
+ * CAS path), or after (then the thief sees the flag and waits for the
+ * window to close; the plain store in it is visible by then).  Either way
+ * exactly one of them gets a given G.  Without process_fence_ok every P
+ * counts one thief for good, and owners always CAS.
  *
  * Global queue: a gring (below) guarded by sched.lock; sched.runqsize
  * mirrors its length so that a P can see it is empty without taking the
@@ -37,25 +35,15 @@
  */
 #include "runtime.h"
 
-#include <errno.h>
-#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-static bool membarrier_ok; /* set once, before any P exists */
-
-void runq_init(void)
-{
-	membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-}
 
 void runq_p_init(struct p *pp)
 {
 	atomic_store(&pp->runnext_owner, 0);
-	atomic_store(&pp->runnext_thieves, membarrier_ok ? 0 : 1);
+	atomic_store(&pp->runnext_thieves, process_fence_ok ? 0 : 1);
 }
 
 /* A thief's half of the runnext protocol (above): once it returns, victim's
@@ -63,8 +51,8 @@ void runq_p_init(struct p *pp)
 static void runnext_thief_enter(struct p *victim)
 {
 	atomic_fetch_add(&victim->runnext_thieves, 1);
-	if (membarrier_ok && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-		fatal("membarrier: %s", strerror(errno));
+	if (process_fence_ok)
+		process_fence();
 	while (atomic_load(&victim->runnext_owner))
 		sched_yield();
 }

@@ -34,6 +34,7 @@
 #define GMPRT_RUNTIME_H
 
 #define _GNU_SOURCE
+#include "../../bpf/kassist.h"	/* struct kassist_slot, for struct m */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -175,12 +176,15 @@ _Static_assert(offsetof(struct g, stack) == CACHELINE, "struct g: the hot fields
 /* ---- processors --------------------------------------------------------- */
 
 /* P status: THE ownership word.  Unowned states are small constants; an
- * owned P holds its M's address (64-byte aligned) tagged with where the M
- * is: P_USER (goroutine code: sysmon may retake the P if the M blocks in
- * the kernel) or P_RUNTIME (runtime code: nobody may take the P).  An M moves
- * between the two with a CAS on entry and a store on exit (rt_enter /
- * rt_exit); a retaker moves P_USER to P_RETAKING with a CAS, so exactly one
- * of them wins. */
+ * owned P holds its M's address (64-byte aligned) tagged P_USER (the M's
+ * last rt_exit put it there) or P_RUNTIME (acquirep, and the CAS
+ * fallback below).  A retaker moves P_USER to P_RETAKING with a CAS, and
+ * then checks that the M is not in runtime code, by the M's slot (see
+ * rt_enter_outer): the kernel's record of its block, or on the userspace
+ * path the M's own armed word, read after a process_fence.  An M with no
+ * slot (no membarrier) moves P_USER to P_RUNTIME with a CAS on entry
+ * instead, which the retaker's CAS excludes.  An M stores P_USER on exit
+ * (rt_exit). */
 enum pstatus {
 	P_IDLE = 8,	/* on the idle list */
 	P_STOPPED = 16,	/* stopped for a stop of the world */
@@ -286,7 +290,8 @@ struct m {
 	bool adopted;			/* a foreign thread: never owns a P */
 	int32_t rtdepth;		/* > 0 while in runtime code (see rt_enter) */
 	struct kassist_slot *kslot;	/* kernel-assist slot, or NULL (userspace path) */
-	uint64_t kseq;			/* kslot->seq when rt_enter last looked */
+	struct kassist_slot *slot;	/* what rt_enter disarms: kslot, &uslot, or NULL */
+	uint64_t kseq;			/* slot->seq when rt_enter last looked */
 	bool kslot_tried;		/* registration was attempted */
 	_Atomic uint64_t preempt_gen;	/* set by sysmon to ask for a preemption */
 	struct note park;
@@ -299,6 +304,9 @@ struct m {
 	uint64_t rand_state;
 	pthread_t thread;
 	void *sigstack;
+	/* The userspace path's slot: armed and disarmed like a kernel-assist
+	 * slot, read by a retaker after a process_fence; its seq stays 0. */
+	struct kassist_slot uslot;
 };
 
 /* ---- the scheduler's global state (proc.c) ------------------------------ */
@@ -514,7 +522,10 @@ static inline struct sudog *waitq_dequeue(struct waitq *q)
 
 /* Run queues (runq.c) */
 struct g *runqsteal(struct p *pp, struct p *victim, bool steal_runnext);
-void runq_init(void);		/* before the first P exists */
+/* Process-wide fences for asymmetric protocols (lock.c has the why). */
+extern bool process_fence_ok;	/* set once, before any P exists */
+void process_fence_init(void);
+void process_fence(void);	/* only when process_fence_ok */
 void runq_p_init(struct p *pp);
 void globrunqput(struct g *gp);			/* sched.lock held */
 void globrunqputbatch(struct g *const *gs, uint32_t n); /* sched.lock held */
@@ -657,21 +668,23 @@ static inline struct g *getg(void)
 #include "runq.h"	/* the local run queue's inline operations */
 #include "kassist.h"	/* kassist_arm/disarm, inline */
 
-/* Nested entries are a count.  Depth 0 -> 1 on the kernel-assist path,
- * when the kernel saw no block since we last looked and the P is still
- * ours, is disarming and two loads (rt_enter_outer has the whole story and
- * every other case: the userspace path, a lost P, adopted Ms). */
+/* Nested entries are a count.  Depth 0 -> 1 for an M with a slot (kernel
+ * assist, or the userspace path's own), when the slot saw no block since
+ * we last looked and the P is still ours, is disarming and two loads
+ * (rt_enter_outer has the whole story and every other case: an M without a
+ * slot, a lost P, adopted Ms). */
 static inline struct m *rt_enter_m(struct m *mp)
 {
 	if (mp->rtdepth > 0) {
 		mp->rtdepth++;
 		return mp;
 	}
-	struct kassist_slot *ks = mp->kslot;
+	struct kassist_slot *ks = mp->slot;
 	struct p *pp = mp->p;
 	if (likely(ks && pp)) {
 		mp->rtdepth = 1;
 		kassist_disarm(ks);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
 		if (likely(__atomic_load_n(&ks->seq, __ATOMIC_RELAXED) == mp->kseq &&
 			   P_OWNED_BY(atomic_load_explicit(&pp->status, memory_order_relaxed), mp)))
 			return mp;
@@ -691,7 +704,7 @@ static inline struct m *rt_enter(void)
 static inline void rt_exit_last(struct m *mp)
 {
 	struct p *pp = mp->p;
-	struct kassist_slot *ks = mp->kslot;
+	struct kassist_slot *ks = mp->slot;
 	atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
 	/* Ask to be woken for a block only when a hand-off would pay. */
 	if (ks)
