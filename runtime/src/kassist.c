@@ -99,7 +99,7 @@ static int give_up(int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ka.reason, sizeof(ka.reason), fmt, ap);
 	va_end(ap);
-	warn("kernel assist unavailable (%s); using the userspace path", ka.reason);
+	warn(KASSIST_UNAVAILABLE_FMT, ka.reason);
 	return err;
 }
 

@@ -61,6 +61,9 @@
  * before the runtime starts other threads. */
 int kassist_init(int mode);
 
+/* That warning, with the reason for %s (kassist.c and kassist_none.c). */
+#define KASSIST_UNAVAILABLE_FMT "kernel assist unavailable (%s); using the userspace path"
+
 /* For tests and benchmarks, before kassist_init: load this twin only
  * (KASSIST_TWIN_PROBE: the best the kernel has, falling back to raw_tp),
  * and read prev_state from the task even where sched_switch passes it. */

@@ -4,8 +4,8 @@
  * without BPF support (make KASSIST=none: a target with no libbpf, such as
  * the AArch64 cross build).  It is kassist.c's userspace outcome, decided
  * at build time: kassist_init prints the one warning line kassist.c prints
- * when it cannot go live, no M ever gets a slot, and the scheduler runs the
- * userspace path (explicit syscall marks, a sysmon that retakes Ps).
+ * when it cannot go live, no M gets a kernel-assist slot, and the scheduler
+ * runs the userspace path (each M's own slot, a sysmon that retakes Ps).
  *
  * Invariant: kassist_live is false for the life of the process.
  */
@@ -27,7 +27,7 @@ int kassist_init(int mode)
 	initialized = true;
 	reason = mode == KASSIST_OFF ? "disabled by GMP_DEBUG=kassist=off"
 				     : "this build has no BPF support (KASSIST=none)";
-	warn("kernel assist unavailable (%s); using the userspace path", reason);
+	warn(KASSIST_UNAVAILABLE_FMT, reason);
 	return -ENOTSUP;
 }
 

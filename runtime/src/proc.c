@@ -1137,8 +1137,8 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 /* ---- run queues as the scheduler sees them -------------------------------- */
 
 /* The next G from pp's own queues, with the global queue first every 61st
- * tick so that it cannot starve.  alone: as runqget_as. */
-static hot_inline struct g *runnable_local_as(struct p *pp, bool *inherit, bool alone)
+ * tick so that it cannot starve. */
+static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
 {
 	*inherit = false;
 	if (unlikely(pp->fairness_left-- == 0)) {
@@ -1151,12 +1151,7 @@ static hot_inline struct g *runnable_local_as(struct p *pp, bool *inherit, bool 
 				return gp;
 		}
 	}
-	return runqget_as(pp, inherit, alone);
-}
-
-static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
-{
-	return runnable_local_as(pp, inherit, no_thieves());
+	return runqget(pp, inherit);
 }
 
 void injectglist(struct g *list)
@@ -1798,7 +1793,7 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 		return switch_away_to(mp, gp, next, false, false);
 	}
-	next = runnable_local_as(pp, &inherit, alone);
+	next = runnable_local(pp, &inherit);
 	if (!next)
 		return NULL;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);

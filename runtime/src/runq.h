@@ -136,11 +136,10 @@ static inline struct g *runqrotate_alone(struct p *pp, struct g *gp)
 }
 
 /* Takes the next G from pp's local queue; *inherit says it came from runnext
- * and should keep the current time slice.  Only pp's owner calls this;
- * alone is what no_thieves() says (read once by a caller that needs it too). */
-static hot_inline struct g *runqget_as(struct p *pp, bool *inherit, bool alone)
+ * and should keep the current time slice.  Only pp's owner calls this. */
+static hot_inline struct g *runqget(struct p *pp, bool *inherit)
 {
-	if (alone)
+	if (no_thieves())
 		return runqget_alone(pp, inherit);
 	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
 	if (next && (next = runnext_swap(pp, NULL))) {
@@ -158,11 +157,6 @@ static hot_inline struct g *runqget_as(struct p *pp, bool *inherit, bool alone)
 							  memory_order_release, memory_order_relaxed))
 			return gp;
 	}
-}
-
-static hot_inline struct g *runqget(struct p *pp, bool *inherit)
-{
-	return runqget_as(pp, inherit, no_thieves());
 }
 
 /* Nothing in pp's ring or runnext (a snapshot, for any thread). */

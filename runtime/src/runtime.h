@@ -289,9 +289,9 @@ struct m {
 	bool is_main_thread;
 	bool adopted;			/* a foreign thread: never owns a P */
 	int32_t rtdepth;		/* > 0 while in runtime code (see rt_enter) */
-	struct kassist_slot *kslot;	/* kernel-assist slot, or NULL (userspace path) */
 	struct kassist_slot *slot;	/* what rt_enter disarms: kslot, &uslot, or NULL */
 	uint64_t kseq;			/* slot->seq when rt_enter last looked */
+	struct kassist_slot *kslot;	/* kernel-assist slot, or NULL (userspace path) */
 	bool kslot_tried;		/* registration was attempted */
 	_Atomic uint64_t preempt_gen;	/* set by sysmon to ask for a preemption */
 	struct note park;
