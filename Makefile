@@ -63,13 +63,16 @@ ARCH := $(or $(CROSS),$(shell uname -m))
 ifneq ($(ARCH),x86_64)
 RT_FRAME :=
 endif
+# The x86-64 switch keeps its frame below the stack pointer, where the
+# runtime's own code, built without a red zone, keeps nothing.
+RT_NO_RED_ZONE := $(if $(filter x86_64,$(ARCH)),-mno-red-zone)
 
 VERSION := 0.1.0
 SOMAJOR := 0
 OPT ?= -O2
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CFLAGS_BASE := -std=gnu11 $(OPT) -g $(WARN) -pthread -Iruntime/include $(SANFLAGS)
-RT_CFLAGS := $(CFLAGS_BASE) $(RT_FRAME) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Iruntime/src -I$(B)/bpf -Ibpf
+RT_CFLAGS := $(CFLAGS_BASE) $(RT_FRAME) $(RT_NO_RED_ZONE) -fPIC -fvisibility=hidden -ftls-model=initial-exec -Iruntime/src -I$(B)/bpf -Ibpf
 RT_LIBS := -lpthread
 LDFLAGS_SAN := $(SANFLAGS)
 

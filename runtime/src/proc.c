@@ -204,11 +204,11 @@ static inline void run_after(struct m *mp)
 		run_after_slow(mp);
 }
 
-/* Runs on the arriving side of every switch; returns the M we are on now. */
-static hot_inline struct m *switch_finish(struct g *self)
+/* Runs on the arriving side of every switch, on mp (the M we are on now),
+ * which it returns. */
+static hot_inline struct m *switch_finish(struct m *mp, struct g *self)
 {
 	san_after_switch(self);
-	struct m *mp = getm();
 	run_after(mp);
 	return mp;
 }
@@ -226,15 +226,14 @@ static void check_stack(struct g *gp)
 		      (size_t)(gp->stack.hi - gp->stack.lo));
 }
 
-/* Saves from's context and resumes to's, on this M.  Returns when from is
- * switched back to, possibly on another M: that M. */
-static hot_inline struct m *switch_to(struct g *from, struct g *to, bool from_dead)
+/* Saves from's context and resumes to's, on mp, the current M.  Returns
+ * when from is switched back to, possibly on another M: that M. */
+static hot_inline struct m *switch_to(struct m *mp, struct g *from, struct g *to, bool from_dead)
 {
 	if (!from->stack.guarded && from->stack.hi) /* most stacks are guarded */
 		check_stack(from);
 	san_before_switch(from, to, from_dead);
-	gmprt_swap(&from->sp, to->sp);
-	return switch_finish(from);
+	return switch_finish(gmprt_swap(&from->sp, to->sp, mp), from);
 }
 
 /* First code of every new goroutine, and of the main thread's g0. */
@@ -246,10 +245,10 @@ void gostart(void)
 	struct m *mp = getm();
 	struct g *gp = mp->curg;
 	if (!gp) {
-		switch_finish(&mp->g0);
+		switch_finish(mp, &mp->g0);
 		schedule();
 	}
-	rt_exit_last(switch_finish(gp));
+	rt_exit_last(switch_finish(mp, gp));
 	gp->fn(gp->arg);
 	goexit1();
 }
@@ -371,16 +370,20 @@ static void m_kassist_register(struct m *mp)
 
 /* After a retaker's CAS of pp's status from mp's P_USER to P_RETAKING: was
  * mp in runtime code after all?  Only the userspace path's slot can say
- * so, and only after a process fence (lock.c): the M disarms it and then
- * looks at the status with no fence of its own, so either its disarm shows
- * here, or its look comes after our CAS and it waits us out
- * (p_still_mine).  An M that was in the runtime across our CAS may also
- * have left it since, storing P_USER over our P_RETAKING before it armed
- * again: the status read after the armed word shows that. */
+ * so, and only after a process fence (lock.c).  Before the fence we move
+ * the slot's seq, as the kernel does for a block it records: the M
+ * disarms and then looks at its seq with no fence of its own, so either
+ * its disarm shows here, or its look comes after the move, sends it to
+ * rt_enter_outer, and it waits us out there (p_still_mine).  An M that was
+ * in the runtime across our CAS may also have left it since, storing
+ * P_USER over our P_RETAKING before it armed again: the status read after
+ * the armed word shows that. */
 static bool m_in_runtime_user(struct p *pp, struct m *mp)
 {
 	if (__atomic_load_n(&mp->slot, __ATOMIC_ACQUIRE) != &mp->uslot)
 		return false;
+	/* By 2: the seq of a userspace slot stays even, "on CPU". */
+	__atomic_fetch_add(&mp->uslot.seq, 2, __ATOMIC_SEQ_CST);
 	process_fence();
 	return __atomic_load_n(&mp->uslot.armed, __ATOMIC_ACQUIRE) == 0 ||
 	       atomic_load(&pp->status) != P_RETAKING;
@@ -415,10 +418,10 @@ static bool p_still_mine(struct m *mp)
  * if it is odd, the kernel's "back on CPU" went unrecorded, and we record
  * it ourselves first (kassist_slot_on), so that no retaker still sees the
  * block as going on.
- * Userspace path with its own slot (uslot, whose seq never moves): the
- * same disarm and owner check, the inline fast path of rt_enter; a
- * retaker's CAS comes first and its process fence second (see
- * m_in_runtime_user), so one of the two sees the other.
+ * Userspace path with its own slot (uslot): the same disarm and seq check,
+ * the inline fast path of rt_enter.  Here the retaker moves the seq: its
+ * CAS and the move come first, its process fence second (see
+ * m_in_runtime_user), so either it sees our disarm or we see the move.
  * Without a slot (no process fences): a CAS from P_USER to P_RUNTIME,
  * which a retaker's CAS from P_USER excludes. */
 struct m *rt_enter_outer(struct m *mp)
@@ -432,10 +435,7 @@ struct m *rt_enter_outer(struct m *mp)
 		kassist_disarm(ks);
 		__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
 		uint64_t seq = __atomic_load_n(&ks->seq, __ATOMIC_RELAXED);
-		/* The owner check costs a load of a line we wrote at rt_exit; it
-		 * catches a P lost in a way the seq did not show. */
-		if (likely(seq == mp->kseq) && pp &&
-		    likely(P_OWNED_BY(atomic_load_explicit(&pp->status, memory_order_relaxed), mp)))
+		if (likely(seq == mp->kseq) && pp)
 			return mp;
 		/* kseq is always even, so the inline check above never passes on
 		 * a slot that says we are off CPU. */
@@ -477,7 +477,7 @@ static void exitsyscall(struct m *mp)
 	atomic_store(&gp->status, G_RUNNABLE);
 	mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
 	mp->curg = NULL;
-	switch_to(gp, &mp->g0, false);
+	switch_to(mp, gp, &mp->g0, false);
 }
 
 /* Takes pp from its owner if that M is still in goroutine code (owner is
@@ -1204,39 +1204,44 @@ static void park_adopted(struct g *gp, bool (*unlockf)(struct g *, void *), void
 	atomic_store(&gp->status, G_RUNNING);
 }
 
-/* Sets gp running on mp, which owns a P. */
-static hot_inline void prepare_run(struct m *mp, struct g *gp, bool inherit)
+/* Sets gp running on mp, which owns pp. */
+static hot_inline void prepare_run(struct m *mp, struct p *pp, struct g *gp, bool inherit)
 {
 	mp->curg = gp;
 	gp->m = mp;
 	atomic_store_explicit(&gp->status, G_RUNNING, memory_order_relaxed);
-	struct p *pp = mp->p; /* sysmon reads the ticks */
+	/* sysmon reads the ticks */
 	__atomic_store_n(&pp->ticks, pp->ticks + P_TICK_ONE_SWITCH + !inherit, __ATOMIC_RELAXED);
 }
 
-/* gp (running on mp) stops running for next, which came off mp's P with
- * inherit as runqget says; mp->after says what happens to gp.  A NULL next,
+/* gp (running on mp) stops running for next, which came off mp's P, pp,
+ * with inherit as runqget says; mp->after says what happens to gp.  A NULL next,
  * or one bound to another M, sends mp to g0 (schedule), which deals with it.
  * Returns the M that gp resumes on. */
-static hot_inline struct m *switch_away_to(struct m *mp, struct g *gp, struct g *next,
-					   bool inherit, bool dead)
+static hot_inline struct m *switch_away_to(struct m *mp, struct p *pp, struct g *gp,
+					   struct g *next, bool inherit, bool dead)
 {
 	gp->spawn_run = 0;
 	if (next && !next->lockedm) {
-		prepare_run(mp, next, inherit);
-		return switch_to(gp, next, dead);
+		prepare_run(mp, pp, next, inherit);
+		return switch_to(mp, gp, next, dead);
 	}
 	mp->nextg = next;
 	mp->curg = NULL;
-	return switch_to(gp, &mp->g0, dead);
+	return switch_to(mp, gp, &mp->g0, dead);
 }
 
 /* Due timers and a stop of the world are g0's business (findrunnable), so a
  * G that stops running goes there for them rather than to a local G. */
+static __attribute__((noinline)) bool timer_due(struct p *pp)
+{
+	return atomic_load(&pp->timer0_when) <= nanotime();
+}
+
 static hot_inline bool g0_has_business(struct p *pp)
 {
 	return atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) ||
-	       (has_timers(pp) && atomic_load(&pp->timer0_when) <= nanotime());
+	       (has_timers(pp) && timer_due(pp));
 }
 
 /* gp (running on mp) stops running; mp->after says what happens to it.
@@ -1249,7 +1254,7 @@ static hot_inline struct m *switch_away(struct m *mp, struct g *gp, bool dead)
 	bool inherit = false;
 	if (!mp->lockedg && !g0_has_business(pp))
 		next = runnable_local(pp, &inherit);
-	return switch_away_to(mp, gp, next, inherit, dead);
+	return switch_away_to(mp, pp, gp, next, inherit, dead);
 }
 
 static bool unlock_rt_lock(struct g *gp, void *l)
@@ -1628,8 +1633,8 @@ static void stoplockedm(void)
 
 static void execute(struct m *mp, struct g *gp, bool inherit)
 {
-	prepare_run(mp, gp, inherit);
-	switch_to(&mp->g0, gp, false);
+	prepare_run(mp, mp->p, gp, inherit);
+	switch_to(mp, &mp->g0, gp, false);
 }
 
 static void schedule(void)
@@ -1751,7 +1756,7 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 
 /* gosched in every case, in runtime code (mp is rt_enter's).  Returns the
  * M that gp runs on afterwards. */
-static struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
+static __attribute__((noinline)) struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
 {
 	struct p *pp = mp->p;
 	bool local = !runqempty(pp);
@@ -1764,7 +1769,7 @@ static struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
 		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
 		if (mp->lockedg) { /* its M may run nothing else: through g0 */
 			mp->curg = NULL;
-			return switch_to(gp, &mp->g0, false);
+			return switch_to(mp, gp, &mp->g0, false);
 		}
 	} else {
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
@@ -1791,7 +1796,7 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 	if (alone && likely(pp->fairness_left != 0) && (next = runqrotate_alone(pp, gp))) {
 		pp->fairness_left--;
 		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-		return switch_away_to(mp, gp, next, false, false);
+		return switch_away_to(mp, pp, gp, next, false, false);
 	}
 	next = runnable_local(pp, &inherit);
 	if (!next)
@@ -1801,7 +1806,7 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 		runqput(pp, gp, false);
 	else
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
-	return switch_away_to(mp, gp, next, inherit, false);
+	return switch_away_to(mp, pp, gp, next, inherit, false);
 }
 
 /* The running goroutine gives up its P's time: to the tail of the local
@@ -1810,20 +1815,34 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
  * that finds only global work, which from the local tail it would never let
  * run, as Go's Gosched always queues globally).  Returns at once when
  * nothing else could run. */
-static hot_inline void gosched(bool to_global)
+static hot_inline void gosched_entered(struct m *mp, bool to_global)
 {
-	struct m *mp = getm();
-	if (unlikely(!mp || mp->adopted)) {
-		getg(); /* adopts a foreign thread */
-		sched_yield();
-		return;
-	}
-	mp = rt_enter_m(mp);
 	struct g *gp = mp->curg;
 	struct m *resumed = to_global ? NULL : yield_local(mp, gp);
 	if (!resumed)
 		resumed = gosched_slow(mp, gp, to_global);
 	rt_exit_last(resumed);
+}
+
+/* gosched for every M that rt_enter_can_slot turns away: none yet, adopted,
+ * without a slot, or in runtime code already. */
+static __attribute__((noinline)) void gosched_other(struct m *mp, bool to_global)
+{
+	if (!mp || mp->adopted) {
+		getg(); /* adopts a foreign thread */
+		sched_yield();
+		return;
+	}
+	gosched_entered(rt_enter_m(mp), to_global);
+}
+
+static hot_inline void gosched(bool to_global)
+{
+	struct m *mp = getm();
+	if (likely(mp && rt_enter_can_slot(mp)))
+		gosched_entered(rt_enter_slot(mp), to_global);
+	else
+		gosched_other(mp, to_global);
 }
 
 static __attribute__((noinline)) void gosched_global(void)

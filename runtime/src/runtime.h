@@ -198,8 +198,6 @@ enum pstatus {
 #define P_TICK_ONE_SWITCH ((uint64_t)1 << 32)
 #define P_TICK_SCHED(t) ((uint32_t)(t))
 #define P_TICK_SWITCH(t) ((uint32_t)((t) >> 32))
-/* P_OWNER(st) == mp for an M (never NULL), in one compare */
-#define P_OWNED_BY(st, mp) (((st) & ~(uintptr_t)P_TAGS) == (uintptr_t)(mp))
 
 struct timer;
 struct timer_ent {		/* a timer heap entry (time.c) */
@@ -305,7 +303,8 @@ struct m {
 	pthread_t thread;
 	void *sigstack;
 	/* The userspace path's slot: armed and disarmed like a kernel-assist
-	 * slot, read by a retaker after a process_fence; its seq stays 0. */
+	 * slot, read by a retaker after a process_fence; its seq, even, moves
+	 * only when a retaker looks (m_in_runtime_user). */
 	struct kassist_slot uslot;
 };
 
@@ -397,6 +396,11 @@ static inline void rt_exit(void);
 /* The same, for a caller that holds the current M already (getm()). */
 static inline struct m *rt_enter_m(struct m *mp);
 static inline void rt_exit_m(struct m *mp);
+/* rt_enter_m's first step, for a caller that tests before it enters: an M
+ * at depth 0 with a slot and a P, never an adopted one, which has neither
+ * (rt_enter_can_slot); then rt_enter_slot enters. */
+static inline bool rt_enter_can_slot(const struct m *mp);
+static inline struct m *rt_enter_slot(struct m *mp);
 /* rt_exit_m from depth 1 on an M that is not adopted: where a G resumes
  * after a switch (the rule above). */
 static inline void rt_exit_last(struct m *mp);
@@ -669,26 +673,37 @@ static inline struct g *getg(void)
 #include "kassist.h"	/* kassist_arm/disarm, inline */
 
 /* Nested entries are a count.  Depth 0 -> 1 for an M with a slot (kernel
- * assist, or the userspace path's own), when the slot saw no block since
- * we last looked and the P is still ours, is disarming and two loads
- * (rt_enter_outer has the whole story and every other case: an M without a
- * slot, a lost P, adopted Ms). */
+ * assist, or the userspace path's own), when the slot's seq has not moved
+ * since we last looked, is disarming and one load: whoever could take our
+ * P moves the seq first (the kernel, recording a block; a userspace
+ * retaker).  rt_enter_outer has the whole story and every other case: an
+ * M without a slot, a lost P, adopted Ms. */
+static inline bool rt_enter_can_slot(const struct m *mp)
+{
+	return mp->rtdepth == 0 && mp->slot && mp->p;
+}
+
+/* rt_enter_m from depth 0 on an M with a slot and a P (rt_enter_can_slot,
+ * which adopted Ms never pass: they have neither). */
+static inline struct m *rt_enter_slot(struct m *mp)
+{
+	struct kassist_slot *ks = mp->slot;
+	mp->rtdepth = 1;
+	kassist_disarm(ks);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
+	if (likely(__atomic_load_n(&ks->seq, __ATOMIC_RELAXED) == mp->kseq))
+		return mp;
+	return rt_enter_outer(mp);
+}
+
 static inline struct m *rt_enter_m(struct m *mp)
 {
 	if (mp->rtdepth > 0) {
 		mp->rtdepth++;
 		return mp;
 	}
-	struct kassist_slot *ks = mp->slot;
-	struct p *pp = mp->p;
-	if (likely(ks && pp)) {
-		mp->rtdepth = 1;
-		kassist_disarm(ks);
-		__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
-		if (likely(__atomic_load_n(&ks->seq, __ATOMIC_RELAXED) == mp->kseq &&
-			   P_OWNED_BY(atomic_load_explicit(&pp->status, memory_order_relaxed), mp)))
-			return mp;
-	}
+	if (likely(rt_enter_can_slot(mp)))
+		return rt_enter_slot(mp);
 	return rt_enter_outer(mp);
 }
 

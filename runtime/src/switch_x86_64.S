@@ -4,20 +4,22 @@
  * for x86-64 (System V ABI): a new goroutine's first frame, and the
  * asynchronous-preemption entry.  The switch itself is inline asm
  * (switch_x86_64.h), so that the compiler saves only the registers it has
- * live across it; this file and that one share the saved frame:
+ * live across it; this file and that one share the saved frame, below the
+ * saved stack pointer sp:
  *
- *   +0 the address to resume at   +8 mxcsr   +12 x87 control word
+ *   sp-8 the address to resume at   sp-16 mxcsr   sp-12 x87 control word
  *
- * A switch pops the address and jumps there with rsp at +8; what lies
- * above +16 belongs to the code resumed.
+ * A switch jumps to the address with rsp at sp; what lies at sp and above
+ * belongs to the code resumed.
  */
 	.text
 
 /* void *gmprt_stack_init(uintptr_t top): lays out a saved frame at the top
  * of a fresh stack (top rounded down to a cache line) that resumes at
  * gmprt_gostart with the default control words, and returns the sp to
- * switch to.  One cache line is the whole cost: the stack is often in
- * another CPU's cache, where its last goroutine ran. */
+ * switch to, 16-byte aligned as a call wants it.  One cache line is the
+ * whole cost: the stack is often in another CPU's cache, where its last
+ * goroutine ran. */
 	.globl gmprt_stack_init
 	.hidden gmprt_stack_init
 	.type gmprt_stack_init, @function
@@ -27,22 +29,21 @@ gmprt_stack_init:
 	movq	%rdi, %rax
 	andq	$-64, %rax
 	leaq	gmprt_gostart(%rip), %rcx
-	movq	%rcx, -64(%rax)
-	movl	$0x1f80, -56(%rax)
-	movw	$0x037f, -52(%rax)
-	leaq	-64(%rax), %rax
+	movq	%rcx, -40(%rax)
+	movl	$0x1f80, -48(%rax)
+	movw	$0x037f, -44(%rax)
+	leaq	-32(%rax), %rax
 	ret
 	.cfi_endproc
 	.size gmprt_stack_init, .-gmprt_stack_init
 
-/* First instruction of every goroutine, resumed with rsp at top - 56: back
- * to top (16-byte aligned), the end of the frame chain, and gostart. */
+/* First instruction of every goroutine, resumed with rsp at top - 32
+ * (16-byte aligned): the end of the frame chain, and gostart. */
 	.type gmprt_gostart, @function
 	.align 16
 gmprt_gostart:
 	.cfi_startproc
 	.cfi_undefined rip
-	addq	$56, %rsp
 	xorl	%ebp, %ebp
 	call	gostart
 	ud2

@@ -13,7 +13,14 @@
  * is clobbered too where the build says it is no frame pointer
  * (GMP_SWAP_CLOBBERS_RBP: the Makefile's -fomit-frame-pointer builds);
  * elsewhere asm may not clobber it, and it is stored by hand beside the
- * control words.  The red zone is stepped over: the frame goes below it.
+ * control words.
+ *
+ * The frame lies below the stack pointer, which does not move: the runtime
+ * is built with -mno-red-zone, so no compiled code keeps anything there
+ * across the asm, and the kernel puts a signal frame 128 bytes lower still
+ * (the ABI's red zone, which it skips for every program).  A suspended
+ * goroutine's stack has nobody running on it; the resumed side reads its
+ * frame before anything could be pushed.
  *
  * The SSE and x87 control words belong to the goroutine: saved with the
  * frame, and loaded only when the frame resumed needs it (ldmxcsr and fldcw
@@ -30,52 +37,57 @@
 #ifndef GMPRT_SWITCH_X86_64_H
 #define GMPRT_SWITCH_X86_64_H
 
-/* The frame's head and tail, and the clobber that goes with them: the red
- * zone and the control words' slot (+ rbp's, when it is saved here). */
+/* The frame, below the stack pointer of the moment (see the top comment):
+ * +0 of *save_sp is that stack pointer; -8 the address to resume at, -16
+ * mxcsr, -12 the x87 control word, -24 rbp where the switch saves it. */
 #ifdef GMP_SWAP_CLOBBERS_RBP
-#define SWAP_FRAME_OPEN "leaq	-136(%%rsp), %%rsp\n\t"
-#define SWAP_FRAME_CLOSE "leaq	136(%%rsp), %%rsp"
+#define SWAP_SAVE_RBP
+#define SWAP_LOAD_RBP
 #define SWAP_CLOBBER_RBP "rbp",
 #else
-#define SWAP_FRAME_OPEN "leaq	-144(%%rsp), %%rsp\n\t" \
-			"movq	%%rbp, 8(%%rsp)\n\t"
-#define SWAP_FRAME_CLOSE "movq	8(%%rsp), %%rbp\n\t" \
-			 "leaq	144(%%rsp), %%rsp"
+#define SWAP_SAVE_RBP "movq	%%rbp, -24(%%rsp)\n\t"
+#define SWAP_LOAD_RBP "movq	-24(%%rsp), %%rbp"
 #define SWAP_CLOBBER_RBP
 #endif
 
-static inline __attribute__((always_inline)) void gmprt_swap(void **save_sp, void *new_sp)
+/* Saves the frame, resumes the one at new_sp.  mp is the M of the calling
+ * thread; what comes back is the M of the thread that resumed us, which
+ * passed its own (every switch is made by the thread that runs what it
+ * resumes): so the arriving side needs no thread-local load. */
+static inline __attribute__((always_inline)) struct m *gmprt_swap(void **save_sp, void *new_sp,
+								  struct m *mp)
 {
+	register struct m *r8 __asm__("r8") = mp;
 	__asm__ volatile(
-		SWAP_FRAME_OPEN
-		"stmxcsr	(%%rsp)\n\t"
-		"fnstcw	4(%%rsp)\n\t"
-		"movl	(%%rsp), %%eax\n\t"	/* each read at its store's width */
-		"movzwl	4(%%rsp), %%edx\n\t"
+		"stmxcsr	-16(%%rsp)\n\t"
+		"fnstcw	-12(%%rsp)\n\t"
+		"movl	-16(%%rsp), %%eax\n\t"	/* each read at its store's width */
+		"movzwl	-12(%%rsp), %%edx\n\t"
 		"leaq	1f(%%rip), %%rcx\n\t"
-		"pushq	%%rcx\n\t"
+		"movq	%%rcx, -8(%%rsp)\n\t"
+		SWAP_SAVE_RBP
 		"movq	%%rsp, (%%rdi)\n\t"
 		"movq	%%rsi, %%rsp\n\t"
 		"movl	%%eax, %%ecx\n\t"	/* live flags | saved word == live word? */
 		"andl	$0x3f, %%ecx\n\t"
-		"orl	8(%%rsp), %%ecx\n\t"
+		"orl	-16(%%rsp), %%ecx\n\t"
 		"cmpl	%%ecx, %%eax\n\t"
 		"jne	2f\n"
-		"4:\tcmpw	12(%%rsp), %%dx\n\t"
+		"4:\tcmpw	-12(%%rsp), %%dx\n\t"
 		"jne	5f\n"
-		"3:\tpopq	%%rcx\n\t"
-		"jmp	*%%rcx\n"
-		"2:\tldmxcsr	8(%%rsp)\n\t"
+		"3:\tjmp	*-8(%%rsp)\n"
+		"2:\tldmxcsr	-16(%%rsp)\n\t"
 		"jmp	4b\n"
-		"5:\tfldcw	12(%%rsp)\n\t"
+		"5:\tfldcw	-12(%%rsp)\n\t"
 		"jmp	3b\n"
-		"1:\t" SWAP_FRAME_CLOSE
-		: "+D"(save_sp), "+S"(new_sp)
+		"1:\t" SWAP_LOAD_RBP
+		: "+D"(save_sp), "+S"(new_sp), "+r"(r8)
 		:
-		: "rax", "rbx", "rcx", "rdx", SWAP_CLOBBER_RBP "r8", "r9", "r10", "r11", "r12",
-		  "r13", "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
-		  "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
-		  "memory", "cc");
+		: "rax", "rbx", "rcx", "rdx", SWAP_CLOBBER_RBP "r9", "r10", "r11", "r12", "r13",
+		  "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+		  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory",
+		  "cc");
+	return r8;
 }
 
 #endif /* GMPRT_SWITCH_X86_64_H */
