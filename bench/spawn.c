@@ -2,8 +2,9 @@
 /*
  * spawn - spawn+exit cost.  main() starts N goroutines (default 1,000,000)
  * with gmp_go; each does nothing but gmp_wg_done and returns.  The clock
- * runs from the first gmp_go until gmp_wg_wait returns in main; it prints
- * nanoseconds per goroutine.  Peer: bench/go/spawn.
+ * runs, once the runtime has started (bench_start_runtime), from the first
+ * gmp_go until gmp_wg_wait returns in main; it prints nanoseconds per
+ * goroutine.  Peer: bench/go/spawn.
  */
 #include "bench.h"
 
@@ -23,6 +24,7 @@ int main(int argc, char **argv)
 	int64_t t0, el;
 
 	BENCH_CHECK(gmp_maxprocs(0) > 0, "gmp_maxprocs");
+	bench_start_runtime();
 	gmp_wg_add(&wg, n);
 	t0 = bench_now();
 	for (long i = 0; i < n; i++)

@@ -5,7 +5,8 @@
  * goroutines that each call gmp_yield N times (default 10,000,000) and
  * waits for both on a waitgroup.  With one P and main parked, every yield
  * switches to the other goroutine, so one round trip is A -> B -> A, two
- * switches, as in the fcontext peer.  The clock runs from the first gmp_go
+ * switches, as in the fcontext peer.  The clock runs, once the runtime has
+ * started (bench_start_runtime: the peer's warm-up), from the first gmp_go
  * until gmp_wg_wait returns; it prints nanoseconds per round trip.
  * Peer: bench/fcontext/yield.cpp (Boost.Context jump_fcontext).
  */
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
 	BENCH_CHECK(procs > 0, "gmp_maxprocs");
 	if (procs != 1)
 		BENCH_CHECK(gmp_maxprocs(1) > 0, "gmp_maxprocs(1)");
+	bench_start_runtime();
 	gmp_wg_add(&wg, 2);
 	t0 = bench_now();
 	BENCH_CHECK(gmp_go(yielder, NULL) > 0, "gmp_go");
