@@ -362,8 +362,10 @@ static void m_kassist_register(struct m *mp)
 	mp->kslot_tried = true;
 	struct kassist_slot *kslot = kassist_register(mp->tid);
 	struct kassist_slot *slot = kslot ? kslot : process_fence_ok ? &mp->uslot : NULL;
+	/* Even, whatever the slot says: an odd seq ("off CPU") then never
+	 * passes rt_enter's inline check. */
 	if (slot)
-		mp->kseq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
+		mp->kseq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED) & ~(uint64_t)1;
 	__atomic_store_n(&mp->kslot, kslot, __ATOMIC_RELEASE);
 	__atomic_store_n(&mp->slot, slot, __ATOMIC_RELEASE);
 }
@@ -1231,13 +1233,14 @@ static hot_inline struct m *switch_away_to(struct m *mp, struct p *pp, struct g 
 	return switch_to(mp, gp, &mp->g0, dead);
 }
 
-/* Due timers and a stop of the world are g0's business (findrunnable), so a
- * G that stops running goes there for them rather than to a local G. */
+/* Out of line: the clock's call would give every switch site a frame. */
 static __attribute__((noinline)) bool timer_due(struct p *pp)
 {
 	return atomic_load(&pp->timer0_when) <= nanotime();
 }
 
+/* Due timers and a stop of the world are g0's business (findrunnable), so a
+ * G that stops running goes there for them rather than to a local G. */
 static hot_inline bool g0_has_business(struct p *pp)
 {
 	return atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) ||
@@ -1755,8 +1758,9 @@ GMP_API int64_t gmp_go(void (*fn)(void *), void *arg)
 }
 
 /* gosched in every case, in runtime code (mp is rt_enter's).  Returns the
- * M that gp runs on afterwards. */
-static __attribute__((noinline)) struct m *gosched_slow(struct m *mp, struct g *gp, bool to_global)
+ * M that gp runs on afterwards.  Out of line: it is yield_local's fallback. */
+static __attribute__((noinline)) struct m *gosched_slow(struct m *mp, struct g *gp,
+							bool to_global)
 {
 	struct p *pp = mp->p;
 	bool local = !runqempty(pp);
@@ -1809,12 +1813,7 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 	return switch_away_to(mp, pp, gp, next, inherit, false);
 }
 
-/* The running goroutine gives up its P's time: to the tail of the local
- * queue (gmp_yield), or of the global queue (to_global: a spawner that
- * outruns its Ps, so that it waits behind the backlog it made; and a yield
- * that finds only global work, which from the local tail it would never let
- * run, as Go's Gosched always queues globally).  Returns at once when
- * nothing else could run. */
+/* gosched, in runtime code on mp (rt_enter's). */
 static hot_inline void gosched_entered(struct m *mp, bool to_global)
 {
 	struct g *gp = mp->curg;
@@ -1836,6 +1835,13 @@ static __attribute__((noinline)) void gosched_other(struct m *mp, bool to_global
 	gosched_entered(rt_enter_m(mp), to_global);
 }
 
+/* The running goroutine gives up its P's time: to the tail of the local
+ * queue (gmp_yield), or of the global queue (to_global: a spawner that
+ * outruns its Ps, so that it waits behind the backlog it made; and a yield
+ * that finds only global work, which from the local tail it would never let
+ * run, as Go's Gosched always queues globally).  Returns at once when
+ * nothing else could run.  The common M (rt_enter_can_slot) enters inline
+ * and is never adopted, which spares the yield that test. */
 static hot_inline void gosched(bool to_global)
 {
 	struct m *mp = getm();
