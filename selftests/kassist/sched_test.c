@@ -8,6 +8,11 @@
  * as "--child MODE ..."), so GMP_MAXPROCS, GMP_DEBUG and dropped
  * capabilities apply from the child's start.
  *
+ * A third path, for kernels without membarrier(2): this binary also runs
+ * as "--no-membarrier PROG ARGS...", which makes membarrier fail with
+ * ENOSYS (a seccomp filter, kept across exec) and runs PROG; the runtime
+ * then takes its P with a CAS at every entry instead of arming a slot.
+ *
  * Prints TAP (kselftest style).  A case skips, with the reason, what the
  * machine cannot do (no kernel assist, not root, no setpriv/capsh).  Every
  * child has a deadline; one that passes it is killed (with its process
@@ -19,6 +24,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -27,7 +35,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -507,6 +518,75 @@ static enum result t_no_cap_bpf(void)
 	return check_one_warning(&c);
 }
 
+/* ---- without membarrier ----------------------------------------------------- */
+
+#if defined(__x86_64__)
+#define AUDIT_ARCH_SELF AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AUDIT_ARCH_SELF AUDIT_ARCH_AARCH64
+#endif
+
+/* "--no-membarrier PROG ARGS...": membarrier(2) fails with ENOSYS from here
+ * on, in PROG too, as on a kernel built without it.  Exit status 127 when
+ * that cannot be arranged (the message says why). */
+static int run_without_membarrier(char **argv)
+{
+#ifdef AUDIT_ARCH_SELF
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_SELF, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(filter) / sizeof(filter[0]), filter };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+		fprintf(stderr, "no seccomp filter: %s\n", strerror(errno));
+		return 127;
+	}
+	if (syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0) != -1 || errno != ENOSYS) {
+		fprintf(stderr, "membarrier still answers under the filter\n");
+		return 127;
+	}
+	execv(argv[0], argv);
+	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+#else
+	fprintf(stderr, "no seccomp architecture constant for this machine\n");
+#endif
+	return 127;
+}
+
+static char *const no_membarrier_prefix[] = { self_exe, "--no-membarrier", NULL };
+
+/* A child run under no_membarrier_prefix: SKIP when it could not be. */
+static enum result run_child_no_membarrier(struct child *c, char *const env[], char *const args[])
+{
+	if (run_child(c, env, no_membarrier_prefix, args, 20000) != 0)
+		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
+	if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 127)
+		return verdict(SKIP, "cannot take membarrier away: %.200s", c->err);
+	return PASS;
+}
+
+static enum result t_blocked_read_no_membarrier(void)
+{
+	char *env[] = { "GMP_MAXPROCS=1", "GMP_DEBUG=kassist=off,schedtrace=100",
+			"SCHED_TEST_LINGER_MS=250", NULL };
+	char *args[] = { "blocked_read", NULL };
+	static struct child c;
+	enum result r;
+
+	if ((r = run_child_no_membarrier(&c, env, args)) != PASS)
+		return r;
+	if ((r = check_blocked_read(&c, "userspace")) != PASS)
+		return r;
+	return check_one_warning(&c);
+}
+
 /* ---- async preemption ------------------------------------------------------ */
 
 /* TSan delivers signals only at points of its own choosing, so the runtime
@@ -561,14 +641,18 @@ static enum result t_preempt_off(void)
 
 /* ---- many blocking calls ------------------------------------------------- */
 
-static enum result stress(char *const env[])
+static enum result stress(char *const env[], bool without_membarrier)
 {
 	char *args[] = { "stress", NULL };
 	static struct child c;
 	enum result r;
 
-	if (run_child(&c, env, NULL, args, 20000) != 0)
+	if (without_membarrier) {
+		if ((r = run_child_no_membarrier(&c, env, args)) != PASS)
+			return r;
+	} else if (run_child(&c, env, NULL, args, 20000) != 0) {
 		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
+	}
 	printf("# %s", c.out[0] ? c.out : "(no output)\n");
 	if ((r = child_ok(&c, "stress child")) != PASS)
 		return r;
@@ -581,14 +665,21 @@ static enum result stress(char *const env[])
 
 static enum result t_stress_bpf(void)
 {
-	return stress(NULL);
+	return stress(NULL, false);
 }
 
 static enum result t_stress_userspace(void)
 {
 	char *env[] = { "GMP_DEBUG=kassist=off", NULL };
 
-	return stress(env);
+	return stress(env, false);
+}
+
+static enum result t_stress_no_membarrier(void)
+{
+	char *env[] = { "GMP_DEBUG=kassist=off", NULL };
+
+	return stress(env, true);
 }
 
 /* ---- wake-ups only where a hand-off pays --------------------------------- */
@@ -727,10 +818,12 @@ static const struct test {
 	{ "blocked_read_bpf", t_blocked_read_bpf },
 	{ "blocked_read_userspace", t_blocked_read_userspace },
 	{ "no_cap_bpf_fallback", t_no_cap_bpf },
+	{ "blocked_read_no_membarrier", t_blocked_read_no_membarrier },
 	{ "preempt_tight_loop", t_preempt_tight_loop },
 	{ "preempt_off_spinner_keeps_p", t_preempt_off },
 	{ "stress_100k_blocking_calls", t_stress_bpf },
 	{ "stress_100k_blocking_calls_userspace", t_stress_userspace },
+	{ "stress_100k_blocking_calls_no_membarrier", t_stress_no_membarrier },
 	{ "pingpong_wakes_nobody", t_pingpong_wakes_nobody },
 	{ "two_processes", t_two_processes },
 	{ "no_thread_for_spare_m", t_no_threads },
@@ -783,6 +876,8 @@ int main(int argc, char **argv)
 
 	if (argc >= 3 && strcmp(argv[1], "--child") == 0)
 		return sched_work_main(argc - 1, argv + 1);
+	if (argc >= 3 && strcmp(argv[1], "--no-membarrier") == 0)
+		return run_without_membarrier(argv + 2);
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0)
 		return 1;
