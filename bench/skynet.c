@@ -10,9 +10,9 @@
  * until main receives the total (checked against 499999500000); it prints
  * seconds.  Peer: bench/go/skynet.
  */
-#include "bench.h"
-
 #include <gmprt.h>
+
+#include "bench.h"
 
 #define FANOUT 10
 #ifndef LEAVES

@@ -6,9 +6,9 @@
  * gmp_go until gmp_wg_wait returns in main; it prints nanoseconds per
  * goroutine.  Peer: bench/go/spawn.
  */
-#include "bench.h"
-
 #include <gmprt.h>
+
+#include "bench.h"
 
 static gmp_waitgroup wg = GMP_WAITGROUP_INIT;
 

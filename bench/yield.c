@@ -10,9 +10,9 @@
  * until gmp_wg_wait returns; it prints nanoseconds per round trip.
  * Peer: bench/fcontext/yield.cpp (Boost.Context jump_fcontext).
  */
-#include "bench.h"
-
 #include <gmprt.h>
+
+#include "bench.h"
 
 static gmp_waitgroup wg = GMP_WAITGROUP_INIT;
 static long n;
