@@ -219,6 +219,7 @@ enable_stats() {
 switch_rows() {
 	live=$(median "$S/switch_live" 1) off=$(median "$S/switch_off" 1)
 	note=$(failnote switch_live switch_off)
+	is_broken switch && note="$note not built (see $LOG);"
 	why=$(fell_back switch_live)
 	[ -n "$why" ] && note="$note kernel assist was not live: $why;"
 	if [ "$live" != fail ] && [ "$off" != fail ]; then
@@ -238,7 +239,10 @@ switch_rows() {
 		"$(median "$S/switch_stats" 3)" — ns %.0f "—" "≤ 200 ns" abs_le 200 "$note"
 }
 
-if want switch && ! is_broken switch; then
+if want switch && is_broken switch; then
+	STATS_WHY="not built (see $LOG)"
+	switch_rows
+elif want switch; then
 	say "kassist bench: sched_switch cost, pipe ping-pong of two plain threads, $RUNS runs each side"
 	i=1
 	while [ $i -le "$RUNS" ]; do
