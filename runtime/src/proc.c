@@ -255,6 +255,14 @@ void gostart(void)
 
 /* ---- P ownership ---------------------------------------------------------- */
 
+/* The status of a P that mp takes in runtime code: P_USER with a slot,
+ * which tells the retaker to ask the slot; P_RUNTIME without one, until
+ * its rt_exit. */
+static uintptr_t p_owned_status(const struct m *mp)
+{
+	return (uintptr_t)mp | (mp->slot ? P_USER : P_RUNTIME);
+}
+
 static void acquirep(struct p *pp)
 {
 	struct m *mp = getm();
@@ -262,7 +270,7 @@ static void acquirep(struct p *pp)
 		fatal_nodump("acquirep: P %d already owned", pp->id);
 	mp->p = pp;
 	pp->m = mp;
-	atomic_store(&pp->status, (uintptr_t)mp | P_RUNTIME);
+	atomic_store(&pp->status, p_owned_status(mp));
 }
 
 static bool p_still_mine(struct m *mp);
@@ -454,8 +462,10 @@ struct m *rt_enter_outer(struct m *mp)
 		if (likely(pp && atomic_compare_exchange_strong(&pp->status, &user,
 								(uintptr_t)mp | P_RUNTIME))) {
 			if (unlikely(!mp->kslot_tried) &&
-			    __atomic_load_n(&kassist_decided, __ATOMIC_ACQUIRE))
+			    __atomic_load_n(&kassist_decided, __ATOMIC_ACQUIRE)) {
 				m_kassist_register(mp);
+				atomic_store(&pp->status, p_owned_status(mp));
+			}
 			return mp;
 		}
 	}
@@ -2086,7 +2096,7 @@ static void starttheworld(struct p *runnable)
 {
 	struct m *mp = getm();
 	if (mp->p)
-		atomic_store(&mp->p->status, (uintptr_t)mp | P_RUNTIME);
+		atomic_store(&mp->p->status, p_owned_status(mp));
 	atomic_store(&sched.gcwaiting, 0);
 	rt_unlock(&sched.stwlock);
 	while (runnable) {

@@ -176,15 +176,15 @@ _Static_assert(offsetof(struct g, stack) == CACHELINE, "struct g: the hot fields
 /* ---- processors --------------------------------------------------------- */
 
 /* P status: THE ownership word.  Unowned states are small constants; an
- * owned P holds its M's address (64-byte aligned) tagged P_USER (the M's
- * last rt_exit put it there) or P_RUNTIME (acquirep, and the CAS
- * fallback below).  A retaker moves P_USER to P_RETAKING with a CAS, and
- * then checks that the M is not in runtime code, by the M's slot (see
+ * owned P holds its M's address (64-byte aligned) tagged P_USER or
+ * P_RUNTIME.  An M with a slot keeps P_USER from acquirep on, in runtime
+ * code too: a retaker moves P_USER to P_RETAKING with a CAS, and then
+ * checks that the M is not in runtime code, by the M's slot (see
  * rt_enter_outer): the kernel's record of its block, or on the userspace
  * path the M's own armed word, read after a process_fence.  An M with no
- * slot (no membarrier) moves P_USER to P_RUNTIME with a CAS on entry
- * instead, which the retaker's CAS excludes.  An M stores P_USER on exit
- * (rt_exit). */
+ * slot (no membarrier) moves P_USER to P_RUNTIME with a CAS on entry,
+ * which the retaker's CAS excludes, and stores P_USER on exit (rt_exit);
+ * its acquirep says P_RUNTIME. */
 enum pstatus {
 	P_IDLE = 8,	/* on the idle list */
 	P_STOPPED = 16,	/* stopped for a stop of the world */
@@ -713,17 +713,20 @@ static inline struct m *rt_enter(void)
 }
 
 /* Back to goroutine code at depth 0: the P may be retaken if we block from
- * now on.  P_USER and arming first, the depth last: a preemption signal
- * that lands in between sees runtime code and leaves it alone.  Adopted Ms
- * stay at depth 0 and own no P. */
+ * now on.  Arming (with a slot) or P_USER (without, the CAS protocol)
+ * first, the depth last: a preemption signal that lands in between sees
+ * runtime code and leaves it alone.  An M with a slot finds its P's status
+ * at P_USER already (p_owned_status).  Adopted Ms stay at depth 0 and own
+ * no P. */
 static inline void rt_exit_last(struct m *mp)
 {
 	struct p *pp = mp->p;
 	struct kassist_slot *ks = mp->slot;
-	atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
 	/* Ask to be woken for a block only when a hand-off would pay. */
 	if (ks)
 		kassist_arm_for(ks, !runqempty_own(pp));
+	else
+		atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp->rtdepth = 0;
 }
