@@ -121,6 +121,14 @@ static int32_t maxprocs_now(void)
 	return atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
 }
 
+/* sched.solo, the one-word test of a yield's common case: one P, so no
+ * thieves, and no stop of the world for g0.  Recomputed wherever either
+ * changes, which is under the stop-the-world lock. */
+static void sched_solo_update(void)
+{
+	atomic_store(&sched.solo, atomic_load(&sched.gomaxprocs) == 1 && !atomic_load(&sched.gcwaiting));
+}
+
 /* ---- all Gs, for dumps --------------------------------------------------- */
 
 enum { ALLG_CHUNK = 4096 };
@@ -1803,9 +1811,9 @@ static __attribute__((noinline)) struct m *gosched_slow(struct m *mp, struct g *
 static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 {
 	struct p *pp = mp->p;
-	if (mp->lockedg || g0_has_business(pp))
+	bool inherit, alone = atomic_load_explicit(&sched.solo, memory_order_relaxed);
+	if (mp->lockedg || (alone ? has_timers(pp) && timer_due(pp) : g0_has_business(pp)))
 		return NULL;
-	bool inherit, alone = no_thieves();
 	struct g *next;
 	if (alone && likely(pp->fairness_left != 0) && (next = runqrotate_alone(pp, gp))) {
 		pp->fairness_left--;
@@ -2039,6 +2047,7 @@ static struct p *procresize(int32_t n)
 		mine = allp[0];
 	}
 	atomic_store(&sched.gomaxprocs, n);
+	sched_solo_update();
 	for (int32_t i = n; i < old; i++)
 		p_destroy(allp[i]);
 	compute_stealorder(n);
@@ -2068,6 +2077,7 @@ static void stoptheworld(void)
 	note_clear(&sched.stopnote);
 	sched.stopwait = maxprocs_now();
 	atomic_store(&sched.gcwaiting, 1);
+	sched_solo_update();
 	if (mp->p) {
 		atomic_store(&mp->p->status, P_STOPPED);
 		sched.stopwait--;
@@ -2098,6 +2108,7 @@ static void starttheworld(struct p *runnable)
 	if (mp->p)
 		atomic_store(&mp->p->status, p_owned_status(mp));
 	atomic_store(&sched.gcwaiting, 0);
+	sched_solo_update();
 	rt_unlock(&sched.stwlock);
 	while (runnable) {
 		struct p *next = runnable->link;

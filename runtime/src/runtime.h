@@ -357,6 +357,7 @@ struct sched {
 	_Atomic int32_t gomaxprocs;
 	_Atomic int64_t runqsize;
 	_Atomic uint32_t gcwaiting;	/* a stop of the world is in progress */
+	_Atomic uint32_t solo;		/* gomaxprocs == 1 && !gcwaiting (sched_solo_update) */
 	_Atomic int64_t goidgen;
 	_Atomic int64_t ncreated_unowned;	/* goroutines started by threads without a P */
 	_Atomic int64_t lastpoll;	/* 0: an M is blocked in netpoll */
