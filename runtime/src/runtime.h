@@ -216,6 +216,8 @@ struct p {
 	 * inherited slices too. */
 	uint64_t ticks;
 	uint32_t fairness_left;		/* schedules until the global queue goes first */
+	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty (timers below); here
+					 * because every switch looks at it */
 
 	/* local run queue: the owner puts at tail, anyone takes at head */
 	_Atomic uint32_t runqhead __attribute__((aligned(CACHELINE)));
@@ -239,7 +241,6 @@ struct p {
 	struct rt_lock timerlock;
 	struct timer_ent *timers;
 	int32_t ntimers, captimers;
-	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty */
 	struct timer *_Atomic timer_running; /* popped, its fn running (compared, never dereferenced) */
 
 	/* counters, published by the stats segment; written by the owner with
