@@ -530,6 +530,13 @@ static bool claim(struct p *pp, uintptr_t owner)
 		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
 		return false;
 	}
+	/* What the owner wrote to the P before its last arming is ours from
+	 * here.  Its rt_exit stores only the arming (the status stays P_USER),
+	 * so that is what we acquire.  The kernel's switch away orders those
+	 * writes before the block we saw as well, but only this load says so
+	 * to the language, and to ThreadSanitizer. */
+	if (slot)
+		(void)__atomic_load_n(&slot->armed, __ATOMIC_ACQUIRE);
 	pp->m = NULL;
 	atomic_fetch_add_explicit(&pp->nhandoff, 1, memory_order_relaxed);
 	return true;
