@@ -421,6 +421,62 @@ static enum result check_schedtrace(const struct child *c, const char *want_path
 	return PASS;
 }
 
+/* ---- without membarrier ----------------------------------------------------- */
+
+#if defined(__x86_64__)
+#define AUDIT_ARCH_SELF AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AUDIT_ARCH_SELF AUDIT_ARCH_AARCH64
+#endif
+
+/* "--no-membarrier PROG ARGS...": membarrier(2) fails with ENOSYS from here
+ * on, in PROG too, as on a kernel built without it.  Exit status 127 when
+ * that cannot be arranged (the message says why). */
+static int run_without_membarrier(char **argv)
+{
+#ifdef AUDIT_ARCH_SELF
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_SELF, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(filter) / sizeof(filter[0]), filter };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+		fprintf(stderr, "no seccomp filter: %s\n", strerror(errno));
+		return 127;
+	}
+	if (syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0) != -1 || errno != ENOSYS) {
+		fprintf(stderr, "membarrier still answers under the filter\n");
+		return 127;
+	}
+	execv(argv[0], argv);
+	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+#else
+	fprintf(stderr, "no seccomp architecture constant for this machine\n");
+#endif
+	return 127;
+}
+
+static char *const no_membarrier_prefix[] = { self_exe, "--no-membarrier", NULL };
+
+/* A child, with membarrier(2) or under no_membarrier_prefix; SKIP when
+ * membarrier could not be taken away. */
+static enum result run_child_userspace(struct child *c, char *const env[], char *const args[],
+				       bool without_membarrier)
+{
+	if (run_child(c, env, without_membarrier ? no_membarrier_prefix : NULL, args, 20000) != 0)
+		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
+	if (without_membarrier && WIFEXITED(c->status) && WEXITSTATUS(c->status) == 127)
+		return verdict(SKIP, "cannot take membarrier away: %.200s", c->err);
+	return PASS;
+}
+
 /* ---- blocked read on one P ------------------------------------------------ */
 
 static enum result check_blocked_read(const struct child *c, const char *path)
@@ -452,7 +508,8 @@ static enum result t_blocked_read_bpf(void)
 	return check_blocked_read(&c, "bpf");
 }
 
-static enum result t_blocked_read_userspace(void)
+/* kassist=off, with membarrier(2) or (without_membarrier) without. */
+static enum result blocked_read_userspace(bool without_membarrier)
 {
 	char *env[] = { "GMP_MAXPROCS=1", "GMP_DEBUG=kassist=off,schedtrace=100",
 			"SCHED_TEST_LINGER_MS=250", NULL };
@@ -460,14 +517,24 @@ static enum result t_blocked_read_userspace(void)
 	static struct child c;
 	enum result r;
 
-	if (run_child(&c, env, NULL, args, 20000) != 0)
-		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
+	if ((r = run_child_userspace(&c, env, args, without_membarrier)) != PASS)
+		return r;
 	if ((r = check_blocked_read(&c, "userspace")) != PASS)
 		return r;
 	if ((r = check_one_warning(&c)) != PASS)
 		return r;
 	CHECK(strstr(c.err, "kassist=off"), "the warning does not name GMP_DEBUG=kassist=off");
 	return PASS;
+}
+
+static enum result t_blocked_read_userspace(void)
+{
+	return blocked_read_userspace(false);
+}
+
+static enum result t_blocked_read_no_membarrier(void)
+{
+	return blocked_read_userspace(true);
 }
 
 /* ---- without CAP_BPF ------------------------------------------------------ */
@@ -518,74 +585,6 @@ static enum result t_no_cap_bpf(void)
 	return check_one_warning(&c);
 }
 
-/* ---- without membarrier ----------------------------------------------------- */
-
-#if defined(__x86_64__)
-#define AUDIT_ARCH_SELF AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define AUDIT_ARCH_SELF AUDIT_ARCH_AARCH64
-#endif
-
-/* "--no-membarrier PROG ARGS...": membarrier(2) fails with ENOSYS from here
- * on, in PROG too, as on a kernel built without it.  Exit status 127 when
- * that cannot be arranged (the message says why). */
-static int run_without_membarrier(char **argv)
-{
-#ifdef AUDIT_ARCH_SELF
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_SELF, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { sizeof(filter) / sizeof(filter[0]), filter };
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
-		fprintf(stderr, "no seccomp filter: %s\n", strerror(errno));
-		return 127;
-	}
-	if (syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0) != -1 || errno != ENOSYS) {
-		fprintf(stderr, "membarrier still answers under the filter\n");
-		return 127;
-	}
-	execv(argv[0], argv);
-	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-#else
-	fprintf(stderr, "no seccomp architecture constant for this machine\n");
-#endif
-	return 127;
-}
-
-static char *const no_membarrier_prefix[] = { self_exe, "--no-membarrier", NULL };
-
-/* A child run under no_membarrier_prefix: SKIP when it could not be. */
-static enum result run_child_no_membarrier(struct child *c, char *const env[], char *const args[])
-{
-	if (run_child(c, env, no_membarrier_prefix, args, 20000) != 0)
-		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
-	if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 127)
-		return verdict(SKIP, "cannot take membarrier away: %.200s", c->err);
-	return PASS;
-}
-
-static enum result t_blocked_read_no_membarrier(void)
-{
-	char *env[] = { "GMP_MAXPROCS=1", "GMP_DEBUG=kassist=off,schedtrace=100",
-			"SCHED_TEST_LINGER_MS=250", NULL };
-	char *args[] = { "blocked_read", NULL };
-	static struct child c;
-	enum result r;
-
-	if ((r = run_child_no_membarrier(&c, env, args)) != PASS)
-		return r;
-	if ((r = check_blocked_read(&c, "userspace")) != PASS)
-		return r;
-	return check_one_warning(&c);
-}
 
 /* ---- async preemption ------------------------------------------------------ */
 
@@ -647,12 +646,8 @@ static enum result stress(char *const env[], bool without_membarrier)
 	static struct child c;
 	enum result r;
 
-	if (without_membarrier) {
-		if ((r = run_child_no_membarrier(&c, env, args)) != PASS)
-			return r;
-	} else if (run_child(&c, env, NULL, args, 20000) != 0) {
-		return verdict(FAIL, "cannot start the child: %s", strerror(errno));
-	}
+	if ((r = run_child_userspace(&c, env, args, without_membarrier)) != PASS)
+		return r;
 	printf("# %s", c.out[0] ? c.out : "(no output)\n");
 	if ((r = child_ok(&c, "stress child")) != PASS)
 		return r;
