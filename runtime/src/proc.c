@@ -393,18 +393,18 @@ static void m_kassist_register(struct m *mp)
  * disarms and then looks at its seq with no fence of its own, so either
  * its disarm shows here, or its look comes after the move, sends it to
  * rt_enter_outer, and it waits us out there (p_still_mine).  An M that was
- * in the runtime across our CAS may also have left it since, storing
- * P_USER over our P_RETAKING before it armed again: the status read after
- * the armed word shows that. */
-static bool m_in_runtime_user(struct p *pp, struct m *mp)
+ * in the runtime across our CAS and has armed since is in goroutine code
+ * now: we take its P, which it finds out at its next entry (the seq
+ * moved), as after any block; what it wrote to the P before arming is
+ * ours through the acquire. */
+static bool m_in_runtime_user(struct m *mp)
 {
 	if (__atomic_load_n(&mp->slot, __ATOMIC_ACQUIRE) != &mp->uslot)
 		return false;
 	/* By 2: the seq of a userspace slot stays even, "on CPU". */
 	__atomic_fetch_add(&mp->uslot.seq, 2, __ATOMIC_SEQ_CST);
 	process_fence();
-	return __atomic_load_n(&mp->uslot.armed, __ATOMIC_ACQUIRE) == 0 ||
-	       atomic_load(&pp->status) != P_RETAKING;
+	return __atomic_load_n(&mp->uslot.armed, __ATOMIC_ACQUIRE) == 0;
 }
 
 /* Waits out a retaker that is checking whether our P may be taken; true if
@@ -525,7 +525,7 @@ static bool claim(struct p *pp, uintptr_t owner)
 		seq = ~(uint64_t)0;
 	/* The M goes on with no P when it wakes: its blocks until it next
 	 * enters the runtime are nobody's to hand off. */
-	if (slot ? !kassist_quiet_block(slot, seq) : m_in_runtime_user(pp, mp)) {
+	if (slot ? !kassist_quiet_block(slot, seq) : m_in_runtime_user(mp)) {
 		uintptr_t retaking = P_RETAKING;
 		atomic_compare_exchange_strong(&pp->status, &retaking, owner);
 		return false;
