@@ -446,37 +446,36 @@ struct m *rt_enter_outer(struct m *mp)
 {
 	if (mp->adopted)
 		return mp;
+	if (mp->slot) /* and no P (rt_enter_can_slot): its seq says how it lost it */
+		return rt_enter_seq_moved(mp, rt_slot_disarm(mp));
 	mp->rtdepth = 1;
 	struct p *pp = mp->p;
-	struct kassist_slot *ks = mp->slot;
-	if (ks) {
-		kassist_disarm(ks);
-		__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
-		uint64_t seq = __atomic_load_n(&ks->seq, __ATOMIC_RELAXED);
-		if (likely(seq == mp->kseq) && pp)
-			return mp;
-		/* kseq is always even, so the inline check above never passes on
-		 * a slot that says we are off CPU. */
-		if (unlikely(seq & 1)) {
-			seq = kassist_slot_on(ks, seq);
-			atomic_fetch_add_explicit(&sched.nkmissed, 1, memory_order_relaxed);
+	uintptr_t user = (uintptr_t)mp | P_USER;
+	if (likely(pp && atomic_compare_exchange_strong(&pp->status, &user,
+							(uintptr_t)mp | P_RUNTIME))) {
+		if (unlikely(!mp->kslot_tried) && __atomic_load_n(&kassist_decided, __ATOMIC_ACQUIRE)) {
+			m_kassist_register(mp);
+			atomic_store(&pp->status, p_owned_status(mp));
 		}
-		mp->kseq = seq;
-		atomic_thread_fence(memory_order_seq_cst);
-		if (pp && p_still_mine(mp))
-			return mp;
-	} else {
-		uintptr_t user = (uintptr_t)mp | P_USER;
-		if (likely(pp && atomic_compare_exchange_strong(&pp->status, &user,
-								(uintptr_t)mp | P_RUNTIME))) {
-			if (unlikely(!mp->kslot_tried) &&
-			    __atomic_load_n(&kassist_decided, __ATOMIC_ACQUIRE)) {
-				m_kassist_register(mp);
-				atomic_store(&pp->status, p_owned_status(mp));
-			}
-			return mp;
-		}
+		return mp;
 	}
+	exitsyscall(mp);
+	return getm();
+}
+
+/* rt_slot_disarm saw seq, not kseq: the M slept while armed (or a
+ * userspace retaker looked).  kseq is always even, so rt_enter_slot's
+ * check never passes on a slot that says we are off CPU. */
+struct m *rt_enter_seq_moved(struct m *mp, uint64_t seq)
+{
+	if (unlikely(seq & 1)) {
+		seq = kassist_slot_on(mp->slot, seq);
+		atomic_fetch_add_explicit(&sched.nkmissed, 1, memory_order_relaxed);
+	}
+	mp->kseq = seq;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (mp->p && p_still_mine(mp))
+		return mp;
 	exitsyscall(mp);
 	return getm();
 }
@@ -1259,17 +1258,22 @@ static hot_inline struct m *switch_away_to(struct m *mp, struct p *pp, struct g 
 }
 
 /* Out of line: the clock's call would give every switch site a frame. */
-static __attribute__((noinline)) bool timer_due(struct p *pp)
+static __attribute__((noinline)) bool timer0_due(struct p *pp)
 {
 	return atomic_load(&pp->timer0_when) <= nanotime();
 }
 
+static hot_inline bool timers_due(struct p *pp)
+{
+	return has_timers(pp) && timer0_due(pp);
+}
+
 /* Due timers and a stop of the world are g0's business (findrunnable), so a
- * G that stops running goes there for them rather than to a local G. */
+ * G that stops running goes there for them rather than to a local G.  (A
+ * yield that read sched.solo knows about the stop: timers_due is the rest.) */
 static hot_inline bool g0_has_business(struct p *pp)
 {
-	return atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) ||
-	       (has_timers(pp) && timer_due(pp));
+	return atomic_load_explicit(&sched.gcwaiting, memory_order_relaxed) || timers_due(pp);
 }
 
 /* gp (running on mp) stops running; mp->after says what happens to it.
@@ -1819,7 +1823,7 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 {
 	struct p *pp = mp->p;
 	bool inherit, alone = atomic_load_explicit(&sched.solo, memory_order_relaxed);
-	if (mp->lockedg || (alone ? has_timers(pp) && timer_due(pp) : g0_has_business(pp)))
+	if (mp->lockedg || (alone ? timers_due(pp) : g0_has_business(pp)))
 		return NULL;
 	struct g *next;
 	if (alone && likely(pp->fairness_left != 0) && (next = runqrotate_alone(pp, gp))) {

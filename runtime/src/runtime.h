@@ -407,6 +407,7 @@ static inline struct m *rt_enter_slot(struct m *mp);
  * after a switch (the rule above). */
 static inline void rt_exit_last(struct m *mp);
 struct m *rt_enter_outer(struct m *mp);	/* depth 0 -> 1, the cases rt_enter does not inline */
+struct m *rt_enter_seq_moved(struct m *mp, uint64_t seq); /* an M with a slot whose seq moved */
 bool retake(struct p *pp, uintptr_t owner);	/* owner: the P_USER status seen */
 bool owner_blocked(uintptr_t st, int64_t before);	/* kernel saw it sleep, no later than before */
 void quiet_stale_wakes(void);	/* after an event woke us: no stale "wake" arming stays (proc.c) */
@@ -685,17 +686,26 @@ static inline bool rt_enter_can_slot(const struct m *mp)
 	return mp->rtdepth == 0 && mp->slot && mp->p;
 }
 
-/* rt_enter_m from depth 0 on an M with a slot and a P (rt_enter_can_slot,
- * which adopted Ms never pass: they have neither). */
-static inline struct m *rt_enter_slot(struct m *mp)
+/* Depth 0 -> 1 on an M with a slot: disarm, then look at the slot's seq,
+ * which it returns (the only copy of this order; rt_enter_seq_moved takes
+ * it from there when the seq is not kseq). */
+static inline uint64_t rt_slot_disarm(struct m *mp)
 {
 	struct kassist_slot *ks = mp->slot;
 	mp->rtdepth = 1;
 	kassist_disarm(ks);
-	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* disarm, then look */
-	if (likely(__atomic_load_n(&ks->seq, __ATOMIC_RELAXED) == mp->kseq))
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&ks->seq, __ATOMIC_RELAXED);
+}
+
+/* rt_enter_m from depth 0 on an M with a slot and a P (rt_enter_can_slot,
+ * which adopted Ms never pass: they have neither). */
+static inline struct m *rt_enter_slot(struct m *mp)
+{
+	uint64_t seq = rt_slot_disarm(mp);
+	if (likely(seq == mp->kseq))
 		return mp;
-	return rt_enter_outer(mp);
+	return rt_enter_seq_moved(mp, seq);
 }
 
 static inline struct m *rt_enter_m(struct m *mp)
