@@ -1157,18 +1157,26 @@ static struct g *newproc(struct p *pp, void (*fn)(void *), void *arg, size_t siz
 	gp->sp = gmprt_stack_init(gp->stack.hi);
 	gp->lockedm = NULL;
 	gp->m = NULL;
+	gp->spawn_run = 0;
 	return gp;
 }
 
 /* ---- run queues as the scheduler sees them -------------------------------- */
 
-/* The next G from pp's own queues, with the global queue first every 61st
- * tick so that it cannot starve. */
+/* Every 61st schedule (as Go's schedtick % 61) the global queue goes first,
+ * so that it cannot starve.  The schedule count is sysmon's, which every
+ * switch writes anyway: the test costs the switch no store. */
+static inline bool fairness_turn(const struct p *pp)
+{
+	return P_TICK_SCHED(pp->ticks) % FAIRNESS_TICKS == 0;
+}
+
+/* The next G from pp's own queues, with the global queue first on the
+ * fairness turn. */
 static hot_inline struct g *runnable_local(struct p *pp, bool *inherit)
 {
 	*inherit = false;
-	if (unlikely(pp->fairness_left-- == 0)) {
-		pp->fairness_left = FAIRNESS_TICKS - 1;
+	if (unlikely(fairness_turn(pp))) {
 		if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
 			rt_lock(&sched.lock);
 			struct g *gp = globrunqget(pp, 1);
@@ -1247,7 +1255,6 @@ static hot_inline void prepare_run(struct m *mp, struct p *pp, struct g *gp, boo
 static hot_inline struct m *switch_away_to(struct m *mp, struct p *pp, struct g *gp,
 					   struct g *next, bool inherit, bool dead)
 {
-	gp->spawn_run = 0;
 	if (next && !next->lockedm) {
 		prepare_run(mp, pp, next, inherit);
 		return switch_to(mp, gp, next, dead);
@@ -1309,6 +1316,7 @@ static hot_inline void park(struct after_switch a, const char *reason)
 	if (!gp)
 		fatal("gopark on the scheduler's stack");
 	gp->waitreason = reason;
+	gp->spawn_run = 0;
 	a.g = gp;
 	mp->after = a;
 	rt_exit_last(switch_away(mp, gp, false));
@@ -1797,6 +1805,7 @@ static __attribute__((noinline)) struct m *gosched_slow(struct m *mp, struct g *
 	if (!local && !global && !has_timers(pp))
 		return mp; /* nothing else to run here */
 	to_global |= !local && global;
+	gp->spawn_run = 0;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 	if (mp->lockedg || to_global) {
 		mp->after = (struct after_switch){ AFTER_GLOBRUNQPUT, gp, NULL, NULL };
@@ -1826,8 +1835,7 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 	if (mp->lockedg || (alone ? timers_due(pp) : g0_has_business(pp)))
 		return NULL;
 	struct g *next;
-	if (alone && likely(pp->fairness_left != 0) && (next = runqrotate_alone(pp, gp))) {
-		pp->fairness_left--;
+	if (alone && likely(!fairness_turn(pp)) && (next = runqrotate_alone(pp, gp))) {
 		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
 		return switch_away_to(mp, pp, gp, next, false, false);
 	}

@@ -27,6 +27,15 @@ static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
 	__atomic_store_n(&pp->runq[i % RUNQ_SIZE], gp, __ATOMIC_RELAXED);
 }
 
+/* The ring's ends in one load, for the owner (who alone moves the tail);
+ * RUNQ_HEAD and RUNQ_TAIL take them apart. */
+static inline uint64_t runqends_own(struct p *pp)
+{
+	return atomic_load_explicit(&pp->runqends, memory_order_relaxed);
+}
+#define RUNQ_HEAD(ends) ((uint32_t)(ends))
+#define RUNQ_TAIL(ends) ((uint32_t)((ends) >> 32))
+
 /* With one P there is nobody to steal from it: stealing runs only on an M
  * that owns another P.  gomaxprocs changes only while the world is stopped,
  * when no owner is inside these functions, so the owner may then take from
@@ -122,16 +131,17 @@ static inline struct g *runqrotate_alone(struct p *pp, struct g *gp)
 {
 	if (atomic_load_explicit(&pp->runnext, memory_order_relaxed))
 		return NULL;
-	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_relaxed);
-	uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	uint64_t ends = runqends_own(pp);
+	uint32_t head = RUNQ_HEAD(ends), tail = RUNQ_TAIL(ends);
 	if (tail == head)
 		return NULL;
 	struct g *next = slot_load(pp, head);
 	if (!next)
 		__builtin_unreachable(); /* a slot between head and tail holds a G */
 	slot_store(pp, tail, gp);
-	atomic_store_explicit(&pp->runqhead, head + 1, memory_order_relaxed);
-	atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
+	/* both ends in one store, each wrapping on its own */
+	atomic_store_explicit(&pp->runqends, (uint64_t)(tail + 1) << 32 | (uint32_t)(head + 1),
+			      memory_order_release);
 	return next;
 }
 
@@ -177,8 +187,8 @@ static inline bool runqempty(struct p *pp)
  * tail, so one look at each suffices. */
 static inline bool runqempty_own(struct p *pp)
 {
-	return atomic_load_explicit(&pp->runqhead, memory_order_relaxed) ==
-		       atomic_load_explicit(&pp->runqtail, memory_order_relaxed) &&
+	uint64_t ends = runqends_own(pp);
+	return RUNQ_HEAD(ends) == RUNQ_TAIL(ends) &&
 	       atomic_load_explicit(&pp->runnext, memory_order_relaxed) == NULL;
 }
 

@@ -154,7 +154,8 @@ struct g {
 	struct m *lockedm;		/* bound: runs only on this M */
 	int64_t goid;
 	_Atomic int status;
-	uint32_t spawn_run;		/* goroutines it started since it last switched away */
+	uint32_t spawn_run;		/* goroutines it started since it last parked or
+				 * yielded other than locally (gmp_go) */
 
 	/* read on the hot paths, written rarely */
 	struct stack stack __attribute__((aligned(CACHELINE)));
@@ -215,13 +216,22 @@ struct p {
 	 * preemption goes by), P_TICK_SWITCH(ticks) every switch to a G,
 	 * inherited slices too. */
 	uint64_t ticks;
-	uint32_t fairness_left;		/* schedules until the global queue goes first */
 	_Atomic int64_t timer0_when;	/* heap top's when, 0 if empty (timers below); here
 					 * because every switch looks at it */
 
-	/* local run queue: the owner puts at tail, anyone takes at head */
-	_Atomic uint32_t runqhead __attribute__((aligned(CACHELINE)));
-	_Atomic uint32_t runqtail;
+	/* local run queue: the owner puts at tail, anyone takes at head.
+	 * runqends is the pair as one word, for an owner with no thieves
+	 * that moves both ends at once (runqrotate_alone): head is its low
+	 * half (the layout is little-endian, as on every target).  The
+	 * empty array starts the line: an aligned union would fill it. */
+	char runq_line[0] __attribute__((aligned(CACHELINE)));
+	union {
+		struct {
+			_Atomic uint32_t runqhead;
+			_Atomic uint32_t runqtail;
+		};
+		_Atomic uint64_t runqends;
+	};
 	_Atomic(struct g *) runnext;
 	_Atomic uint32_t runnext_owner;	/* 1 while the owner takes or swaps runnext with plain ops */
 	_Atomic uint32_t runnext_thieves; /* thieves after runnext, +1 for good without membarrier */
@@ -251,6 +261,8 @@ struct p {
 	_Atomic uint64_t npreempt;		/* goroutines preempted by sysmon */
 	_Atomic int64_t ncreated, nexited;	/* goroutines started and ended here */
 };
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "struct p: runqends's halves");
 
 /* Adds to a counter that only the P's owner writes; readers load it relaxed. */
 #define owner_count(ctr, n)                                                              \
