@@ -191,6 +191,52 @@ TEST_OPTS(switch_keeps_raised_fp_flags, .env = "GMP_MAXPROCS=1")
 	CHECK_EQ(fc.bad, 0);
 }
 
+#if defined(__x86_64__)
+/* The x87 control word alone, as _FPU_SETCW sets it (53-bit precision),
+ * with MXCSR left alone: the switch must carry it on its own. */
+struct x87_case {
+	uint16_t cw;		/* the control word this goroutine runs with */
+	int bad;		/* switches after which it found another */
+	gmp_chan *done;
+};
+
+static uint16_t x87_cw(void)
+{
+	uint16_t cw;
+	__asm__ volatile("fnstcw %0" : "=m"(cw));
+	return cw;
+}
+
+static void x87_worker(void *arg)
+{
+	struct x87_case *xc = arg;
+	uint16_t def = x87_cw();
+	__asm__ volatile("fldcw %0" : : "m"(xc->cw));
+	for (int i = 0; i < 2000; i++) {
+		gmp_yield();
+		if (x87_cw() != xc->cw)
+			xc->bad++;
+	}
+	__asm__ volatile("fldcw %0" : : "m"(def));
+	gmp_chan_send(xc->done, &(int){ 1 });
+}
+
+TEST_OPTS(x87_control_word_is_per_goroutine, .env = "GMP_MAXPROCS=1")
+{
+	gmp_chan *done = gmp_chan_make(sizeof(int), 2);
+	struct x87_case p53 = { 0x027f, 0, done }, p64 = { 0x037f, 0, done };
+	int v;
+	go(x87_worker, &p53);
+	go(x87_worker, &p64);
+	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	gmp_chan_free(done);
+	CHECK_EQ(p53.bad, 0);
+	CHECK_EQ(p64.bad, 0);
+	CHECK_EQ(x87_cw(), 0x037f);
+}
+#endif
+
 /* ---- the seed's first program ------------------------------------------ */
 
 static char order[32];
