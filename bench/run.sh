@@ -21,6 +21,10 @@
 #
 # Knobs (environment):
 #   BENCH_RUNS=7         runs per side for the in-process benchmarks
+#   BENCH_YIELD_RUNS=21  runs per side for the yield round trip, 3,000,000
+#                        round trips each: the machine's speed drifts over
+#                        seconds, and more, shorter runs pair the two sides
+#                        more closely
 #   BENCH_HTTPD_RUNS=3   runs per side for httpd (10 s of wrk each)
 #   BENCH_ONLY="..."     subset of: spawn skynet pingpong pingpong_main yield kassist
 #                        parked fib httpd
@@ -38,6 +42,7 @@ set -u
 
 B=${B:-build}
 RUNS=${BENCH_RUNS:-7}
+YIELD_RUNS=${BENCH_YIELD_RUNS:-21}
 HTTPD_RUNS=${BENCH_HTTPD_RUNS:-3}
 ONLY=${BENCH_ONLY:-"spawn skynet pingpong pingpong_main yield parked fib httpd"}
 PROCS=${BENCH_PROCS:-$(nproc)}
@@ -239,8 +244,11 @@ if want pingpong_main; then
 fi
 
 if want yield; then
-	say "bench: yield round trip under one P, $RUNS runs each"
-	pair yield yield fcontext-yield "env GMP_MAXPROCS=1 $OUT/yield" "$OUT/fcontext-yield"
+	say "bench: yield round trip under one P, $YIELD_RUNS runs each"
+	runs_=$RUNS RUNS=$YIELD_RUNS
+	pair yield yield fcontext-yield "env GMP_MAXPROCS=1 $OUT/yield 3000000" \
+		"$OUT/fcontext-yield 3000000"
+	RUNS=$runs_
 	row yield "yield round trip, 1 P" ns %.1f "Boost fcontext" "≤ 2× fcontext" ratio_le 2
 fi
 

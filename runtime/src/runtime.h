@@ -154,8 +154,9 @@ struct g {
 	struct m *lockedm;		/* bound: runs only on this M */
 	int64_t goid;
 	_Atomic int status;
-	uint32_t spawn_run;		/* goroutines it started since it last parked or
-				 * yielded other than locally (gmp_go) */
+	uint32_t spawn_run;		/* goroutines it started since it last parked, or
+				 * yielded through g0 or the global queue
+				 * (gmp_go's backpressure) */
 
 	/* read on the hot paths, written rarely */
 	struct stack stack __attribute__((aligned(CACHELINE)));
