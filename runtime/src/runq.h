@@ -15,16 +15,23 @@
  * tail). */
 void runqput_full(struct p *pp, struct g *gp);
 
+/* Ring slot i, as a byte offset from the ring: GCC folds that into one
+ * addressing mode, where &pp->runq[i % RUNQ_SIZE] costs an add more. */
+static inline struct g **slot_addr(struct p *pp, uint32_t i)
+{
+	return (struct g **)((char *)pp->runq + (size_t)(i % RUNQ_SIZE) * sizeof(struct g *));
+}
+
 /* Ring slots are read racily by thieves, who then validate with a CAS on
  * runqhead: relaxed atomics say so (and keep TSan informed). */
 static inline struct g *slot_load(struct p *pp, uint32_t i)
 {
-	return __atomic_load_n(&pp->runq[i % RUNQ_SIZE], __ATOMIC_RELAXED);
+	return __atomic_load_n(slot_addr(pp, i), __ATOMIC_RELAXED);
 }
 
 static inline void slot_store(struct p *pp, uint32_t i, struct g *gp)
 {
-	__atomic_store_n(&pp->runq[i % RUNQ_SIZE], gp, __ATOMIC_RELAXED);
+	__atomic_store_n(slot_addr(pp, i), gp, __ATOMIC_RELAXED);
 }
 
 /* The ring's ends in one load, for the owner (who alone moves the tail);
