@@ -402,7 +402,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs ($cpu), Linux $(uname -r);"
 	echo "gmprt $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- runtime 2>/dev/null || echo '+dirty'), $gov, $ccv."
-	echo "Median of ${BENCH_RUNS:-7} runs per side (httpd: $HTTPD_RUNS), run alternately;"
+	echo "Median of ${BENCH_RUNS:-7} runs per side (yield: $YIELD_RUNS, httpd: $HTTPD_RUNS), run alternately;"
 	echo "$PROCS Ps on both sides (yield: 1). Ratio is gmprt / peer. bench/run.sh took ${elapsed} s;"
 	echo "load average $LOAD_START at the start, $LOAD_END at the end (the machine is shared:"
 	echo "a load near or above $(nproc) means other work competed, above all for the speed-up row)."
