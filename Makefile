@@ -148,17 +148,26 @@ $(B)/examples/%: examples/%.c $(LIB_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $< -o $@ -L$(B) -lgmprt $(USE_RPATH) $(LDFLAGS_SAN)
 
-test: deps all
+# deps runs to the end before anything is built (under -j, prerequisites
+# of one rule would run side by side: a compiler being installed while
+# make calls it): the goals that install do so first, then build in a
+# sub-make.
+BUILD_ALL = @$(MAKE) --no-print-directory all
+
+test: deps
+	$(BUILD_ALL)
 	@B=$(B) SAN=$(SAN) RUN_WRAP=$(RUN_WRAP) sh tools/run-tests.sh
 
 # The unit tests of the AArch64 build, under qemu-user.
 test-aarch64:
 	@$(MAKE) --no-print-directory CROSS=aarch64 test
 
-bench: deps all
+bench: deps
+	$(BUILD_ALL)
 	@B=$(B) sh bench/run.sh
 
-demo: deps all
+demo: deps
+	$(BUILD_ALL)
 	@B=$(B) sh examples/demo.sh
 
 install: lib $(B)/gmprt.pc
