@@ -151,11 +151,10 @@ $(B)/examples/%: examples/%.c $(LIB_SO)
 # deps runs to the end before anything is built (under -j, prerequisites
 # of one rule would run side by side: a compiler being installed while
 # make calls it): the goals that install do so first, then build in a
-# sub-make.
-BUILD_ALL = @$(MAKE) --no-print-directory all
+# sub-make (named $(MAKE) in the recipe itself, so that it shares -j).
 
 test: deps
-	$(BUILD_ALL)
+	@$(MAKE) --no-print-directory all
 	@B=$(B) SAN=$(SAN) RUN_WRAP=$(RUN_WRAP) sh tools/run-tests.sh
 
 # The unit tests of the AArch64 build, under qemu-user.
@@ -163,11 +162,11 @@ test-aarch64:
 	@$(MAKE) --no-print-directory CROSS=aarch64 test
 
 bench: deps
-	$(BUILD_ALL)
+	@$(MAKE) --no-print-directory all
 	@B=$(B) sh bench/run.sh
 
 demo: deps
-	$(BUILD_ALL)
+	@$(MAKE) --no-print-directory all
 	@B=$(B) sh examples/demo.sh
 
 install: lib $(B)/gmprt.pc
