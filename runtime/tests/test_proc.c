@@ -124,20 +124,27 @@ static void fp_worker(void *arg)
 	gmp_chan_send(fc->done, &(int){ 1 });
 }
 
+/* Starts fa(a) and fb(b), which end by sending on done, and waits for
+ * both; frees done. */
+static void run_two(void (*fa)(void *), void *a, void (*fb)(void *), void *b, gmp_chan *done)
+{
+	int v;
+	go(fa, a);
+	go(fb, b);
+	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	CHECK_EQ(gmp_chan_recv(done, &v), 1);
+	gmp_chan_free(done);
+}
+
 /* Two goroutines on one P with different rounding modes switch to each
  * other 4,000 times: each keeps its own mode, x87 and SSE (or FPCR) alike
- * (the switch loads them only when they differ, so this is the case that
- * must not be missed). */
+ * (the switch loads MXCSR and FPCR only when they differ, so this is the
+ * case that must not be missed). */
 TEST_OPTS(rounding_mode_is_per_goroutine, .env = "GMP_MAXPROCS=1")
 {
 	gmp_chan *done = gmp_chan_make(sizeof(int), 2);
 	struct fp_case up = { FE_UPWARD, 0, done }, near = { FE_TONEAREST, 0, done };
-	int v;
-	go(fp_worker, &up);
-	go(fp_worker, &near);
-	CHECK_EQ(gmp_chan_recv(done, &v), 1);
-	CHECK_EQ(gmp_chan_recv(done, &v), 1);
-	gmp_chan_free(done);
+	run_two(fp_worker, &up, fp_worker, &near, done);
 	CHECK_EQ(up.bad, 0);
 	CHECK_EQ(near.bad, 0);
 	CHECK_EQ(fegetround(), FE_TONEAREST);
@@ -182,12 +189,7 @@ static void flag_clearer(void *arg)
 TEST_OPTS(switch_keeps_raised_fp_flags, .env = "GMP_MAXPROCS=1")
 {
 	struct flag_case fc = { 0, gmp_chan_make(sizeof(int), 2) };
-	int v;
-	go(flag_raiser, &fc);
-	go(flag_clearer, &fc);
-	CHECK_EQ(gmp_chan_recv(fc.done, &v), 1);
-	CHECK_EQ(gmp_chan_recv(fc.done, &v), 1);
-	gmp_chan_free(fc.done);
+	run_two(flag_raiser, &fc, flag_clearer, &fc, fc.done);
 	CHECK_EQ(fc.bad, 0);
 }
 
@@ -225,12 +227,7 @@ TEST_OPTS(x87_control_word_is_per_goroutine, .env = "GMP_MAXPROCS=1")
 {
 	gmp_chan *done = gmp_chan_make(sizeof(int), 2);
 	struct x87_case p53 = { 0x027f, 0, done }, p64 = { 0x037f, 0, done };
-	int v;
-	go(x87_worker, &p53);
-	go(x87_worker, &p64);
-	CHECK_EQ(gmp_chan_recv(done, &v), 1);
-	CHECK_EQ(gmp_chan_recv(done, &v), 1);
-	gmp_chan_free(done);
+	run_two(x87_worker, &p53, x87_worker, &p64, done);
 	CHECK_EQ(p53.bad, 0);
 	CHECK_EQ(p64.bad, 0);
 	CHECK_EQ(x87_cw(), 0x037f);
