@@ -20,6 +20,7 @@
 # (quiet start-up, no BPF load per run); override them in the environment.
 
 set -u
+. "$(dirname "$0")/lib.sh"	# median
 
 if [ $# -lt 2 ]; then
 	echo "usage: sh bench/ab.sh LIBDIR_A LIBDIR_B [PAIRS] [PROGRAM ARGS...]" >&2
@@ -38,8 +39,8 @@ done
 : "${GMP_MAXPROCS:=1}" "${GMP_DEBUG:=kassist=off}"
 export GMP_MAXPROCS GMP_DEBUG
 
-out=$(mktemp) || exit 1
-trap 'rm -f "$out"' EXIT
+out=$(mktemp) && rel=$(mktemp) || exit 1
+trap 'rm -f "$out" "$rel"' EXIT
 run() { d=$1; shift; LD_LIBRARY_PATH=$d "$@" 2>/dev/null | tail -n 1; }
 i=1
 while [ "$i" -le "$PAIRS" ]; do
@@ -54,7 +55,7 @@ while [ "$i" -le "$PAIRS" ]; do
 	echo "$a $b" >> "$out"
 	i=$((i + 1))
 done
-quartiles() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f (quartiles %.3f-%.3f)", v[int(NR / 2) + 1], v[int(NR / 4) + 1], v[int(3 * NR / 4) + 1] }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'; }
-echo "B/A: $(awk '{ print $2 / $1 }' "$out" | quartiles) over $PAIRS pairs;" \
-	"A median $(awk '{ print $1 }' "$out" | median), B median $(awk '{ print $2 }' "$out" | median)"
+awk '{ print $2 / $1 }' "$out" > "$rel"
+quartiles=$(sort -g "$rel" | awk '{ v[NR] = $1 } END { printf "%.3f-%.3f", v[int(NR / 4) + 1], v[int(3 * NR / 4) + 1] }')
+printf 'B/A: %.3f (quartiles %s) over %s pairs; A median %s, B median %s\n' \
+	"$(median "$rel")" "$quartiles" "$PAIRS" "$(median "$out" 1)" "$(median "$out" 2)"

@@ -147,7 +147,6 @@ rounds() {
 	done
 }
 
-# pair NAME C_KEY PEER_KEY "C_CMD" "PEER_CMD": rounds of one benchmark.
 # with_runs N CMD...: CMD, taking N runs a side instead of RUNS.
 with_runs() {
 	runs_=$RUNS RUNS=$1
@@ -156,6 +155,7 @@ with_runs() {
 	RUNS=$runs_
 }
 
+# pair NAME C_KEY PEER_KEY "C_CMD" "PEER_CMD": rounds of one benchmark.
 pair() {
 	rounds "$1 c $2 $4" "$1 peer $3 $5"
 	show "$1"
