@@ -168,17 +168,20 @@ static bool check_p(struct p *pp, struct psnap *ps, int64_t now)
 	return false;
 }
 
-static bool poll_if_stale(int64_t now)
+/* Polls the network if no M has blocked in netpoll for FORCE_POLL_NS.  What
+ * it finds does not count as moving work on, as in Go: Ms that are busy
+ * never block in netpoll, so under load this poll finds goroutines every
+ * 10 ms, and counting that kept sysmon at its fastest, 20 us rounds (an
+ * httpd under wrk spent a seventh of its CPU in sysmon's sleeps). */
+static void poll_if_stale(int64_t now)
 {
 	int64_t last = atomic_load(&sched.lastpoll);
 	if (last == 0 || now - last < FORCE_POLL_NS || !netpoll_anywaiters())
-		return false;
+		return;
 	int64_t expect = last;
 	if (!atomic_compare_exchange_strong(&sched.lastpoll, &expect, now))
-		return false;
-	struct g *list = netpoll(0);
-	injectglist(list);
-	return list != NULL;
+		return;
+	injectglist(netpoll(0));
 }
 
 static uint64_t sum_counter(size_t offset)
@@ -240,7 +243,8 @@ static bool round_once(void)
 	int64_t now = nanotime();
 	recheck_soon = false;
 	trim_if_due(now);
-	bool acted = poll_if_stale(now);
+	poll_if_stale(now);
+	bool acted = false;
 	int32_t n = atomic_load(&sched.gomaxprocs);
 	for (int32_t i = 0; i < n; i++)
 		acted |= check_p(allp[i], &snaps[i], now);
