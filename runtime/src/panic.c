@@ -20,7 +20,6 @@
  */
 #include "runtime.h"
 
-#include <dlfcn.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,11 +82,11 @@ static void dump_one(struct g *gp, void *arg)
 	char buf[512];
 	int n = snprintf(buf, sizeof(buf), "goroutine %lld [%s%s]:\n", (long long)gp->goid, what,
 			 gp->adopted ? ", adopted thread" : "");
-	Dl_info info;
+	char fname[128];
 	if (gp->is_main)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\tmain()\n");
-	else if (gp->fn && dladdr((void *)gp->fn, &info) && info.dli_sname)
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\t%s(%p)%s%s\n", info.dli_sname,
+	else if (gp->fn && sym_name((void *)gp->fn, fname, sizeof(fname)))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\t%s(%p)%s%s\n", fname,
 			      gp->arg, gp->name ? " name=" : "", gp->name ? gp->name : "");
 	else if (gp->fn)
 		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\t%p(%p)%s%s\n", (void *)gp->fn,

@@ -637,6 +637,10 @@ void signals_init(void);
 void signals_minit(struct m *mp);	/* per-M alternate signal stack */
 void signals_mexit(struct m *mp);	/* ... given back as the M's thread ends */
 
+/* The name of the function at addr, from the dynamic symbols or the object
+ * file's .symtab (symtab.c), into name; false if none is known. */
+bool sym_name(const void *addr, char *name, size_t len);
+
 /* All Gs, for dumps and stats: never shrinks. */
 void allg_add(struct g *gp);
 void allg_foreach(void (*fn)(struct g *, void *), void *arg);
