@@ -109,11 +109,15 @@ void kassist_unregister(struct kassist_slot *slot);
 /* Per-M arm/disarm: plain stores on the M's own slot; NULL is a no-op.
  * Armed; with wake, a block also posts an event (KASSIST_ARMED_WAKE, see
  * bpf/kassist.h), else it posts none (KASSIST_ARMED). */
-static inline void kassist_arm_for(struct kassist_slot *slot, bool wake)
+static inline void kassist_arm_as(struct kassist_slot *slot, uint32_t armed)
 {
 	if (slot)
-		__atomic_store_n(&slot->armed, wake ? KASSIST_ARMED_WAKE : KASSIST_ARMED,
-				 __ATOMIC_RELEASE);
+		__atomic_store_n(&slot->armed, armed, __ATOMIC_RELEASE);
+}
+
+static inline void kassist_arm_for(struct kassist_slot *slot, bool wake)
+{
+	kassist_arm_as(slot, wake ? KASSIST_ARMED_WAKE : KASSIST_ARMED);
 }
 
 static inline void kassist_arm(struct kassist_slot *slot)

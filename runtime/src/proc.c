@@ -213,11 +213,13 @@ static inline void run_after(struct m *mp)
 }
 
 /* Runs on the arriving side of every switch, on mp (the M we are on now),
- * which it returns. */
-static hot_inline struct m *switch_finish(struct m *mp, struct g *self)
+ * which it returns.  arm is what the switcher passed (switch_to_arming):
+ * with one, mp->after is empty. */
+static hot_inline struct m *switch_finish(struct m *mp, struct g *self, uint32_t arm)
 {
 	san_after_switch(self);
-	run_after(mp);
+	if (!arm)
+		run_after(mp);
 	return mp;
 }
 
@@ -235,13 +237,29 @@ static void check_stack(struct g *gp)
 }
 
 /* Saves from's context and resumes to's, on mp, the current M.  Returns
- * when from is switched back to, possibly on another M: that M. */
-static hot_inline struct m *switch_to(struct m *mp, struct g *from, struct g *to, bool from_dead)
+ * when from is switched back to, possibly on another M: that M.
+ *
+ * *arm, in, may spare the G resumed the work of its return to goroutine code
+ * (rt_exit_armed): 0, or the word to arm mp's slot with, which the switcher
+ * may pass only when mp->after is empty and nothing but mp can change its
+ * P's queue before the G arms (one P: no thieves).  Out, it is what the
+ * switch that resumed from passed. */
+static hot_inline struct m *switch_to_arming(struct m *mp, struct g *from, struct g *to,
+					     bool from_dead, uint32_t *arm)
 {
 	if (!from->stack.guarded && from->stack.hi) /* most stacks are guarded */
 		check_stack(from);
 	san_before_switch(from, to, from_dead);
-	return switch_finish(gmprt_swap(&from->sp, to->sp, mp), from);
+	mp = gmprt_swap(&from->sp, to->sp, mp, arm);
+	if (!mp)
+		__builtin_unreachable(); /* so callers' tests of the M we return fold */
+	return switch_finish(mp, from, *arm);
+}
+
+static hot_inline struct m *switch_to(struct m *mp, struct g *from, struct g *to, bool from_dead)
+{
+	uint32_t arm = 0;
+	return switch_to_arming(mp, from, to, from_dead, &arm);
 }
 
 /* First code of every new goroutine, and of the main thread's g0. */
@@ -253,10 +271,10 @@ void gostart(void)
 	struct m *mp = getm();
 	struct g *gp = mp->curg;
 	if (!gp) {
-		switch_finish(mp, &mp->g0);
+		switch_finish(mp, &mp->g0, 0);
 		schedule();
 	}
-	rt_exit_last(switch_finish(mp, gp));
+	rt_exit_last(switch_finish(mp, gp, 0));
 	gp->fn(gp->arg);
 	goexit1();
 }
@@ -1251,17 +1269,19 @@ static hot_inline void prepare_run(struct m *mp, struct p *pp, struct g *gp, boo
 /* gp (running on mp) stops running for next, which came off mp's P, pp,
  * with inherit as runqget says; mp->after says what happens to gp.  A NULL next,
  * or one bound to another M, sends mp to g0 (schedule), which deals with it.
- * Returns the M that gp resumes on. */
+ * Returns the M that gp resumes on; *arm as switch_to_arming says (g0
+ * gets none). */
 static hot_inline struct m *switch_away_to(struct m *mp, struct p *pp, struct g *gp,
-					   struct g *next, bool inherit, bool dead)
+					   struct g *next, bool inherit, bool dead, uint32_t *arm)
 {
 	if (next && !next->lockedm) {
 		prepare_run(mp, pp, next, inherit);
-		return switch_to(mp, gp, next, dead);
+		return switch_to_arming(mp, gp, next, dead, arm);
 	}
 	mp->nextg = next;
 	mp->curg = NULL;
-	return switch_to(mp, gp, &mp->g0, dead);
+	*arm = 0;
+	return switch_to_arming(mp, gp, &mp->g0, dead, arm);
 }
 
 /* Out of line: the clock's call would give every switch site a frame. */
@@ -1291,9 +1311,10 @@ static hot_inline struct m *switch_away(struct m *mp, struct g *gp, bool dead)
 	struct p *pp = mp->p;
 	struct g *next = NULL;
 	bool inherit = false;
+	uint32_t arm = 0;
 	if (!mp->lockedg && !g0_has_business(pp))
 		next = runnable_local(pp, &inherit);
-	return switch_away_to(mp, pp, gp, next, inherit, dead);
+	return switch_away_to(mp, pp, gp, next, inherit, dead, &arm);
 }
 
 static bool unlock_rt_lock(struct g *gp, void *l)
@@ -1825,10 +1846,11 @@ static __attribute__((noinline)) struct m *gosched_slow(struct m *mp, struct g *
  * where gosched_slow would.  Without thieves gp goes to the tail before its
  * registers are saved: only this M, which holds the P until the switch is
  * done, could take it; and when the ring's head is what runs next, off its
- * fairness turn, both moves are one (runqrotate_alone).  Returns the M that
- * gp runs on afterwards, or NULL, having done nothing, when the case is not
- * this one. */
-static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
+ * fairness turn, both moves are one (runqrotate_alone).  Then the G resumed
+ * is told to arm for a wake-up: the queue holds gp.  Returns the M that gp
+ * runs on afterwards, with *arm as switch_to_arming says, or NULL, having
+ * done nothing, when the case is not this one. */
+static hot_inline struct m *yield_local(struct m *mp, struct g *gp, uint32_t *arm)
 {
 	struct p *pp = mp->p;
 	bool inherit, alone = atomic_load_explicit(&sched.solo, memory_order_relaxed);
@@ -1837,27 +1859,31 @@ static hot_inline struct m *yield_local(struct m *mp, struct g *gp)
 	struct g *next;
 	if (alone && likely(!fairness_turn(pp)) && (next = runqrotate_alone(pp, gp))) {
 		atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-		return switch_away_to(mp, pp, gp, next, false, false);
+		*arm = KASSIST_ARMED_WAKE;
+		return switch_away_to(mp, pp, gp, next, false, false, arm);
 	}
 	next = runnable_local(pp, &inherit);
 	if (!next)
 		return NULL;
 	atomic_store_explicit(&gp->status, G_RUNNABLE, memory_order_relaxed);
-	if (alone)
+	if (alone) {
 		runqput(pp, gp, false);
-	else
+		*arm = KASSIST_ARMED_WAKE;
+	} else {
 		mp->after = (struct after_switch){ AFTER_RUNQPUT, gp, NULL, NULL };
-	return switch_away_to(mp, pp, gp, next, inherit, false);
+	}
+	return switch_away_to(mp, pp, gp, next, inherit, false, arm);
 }
 
 /* gosched, in runtime code on mp (rt_enter's). */
 static hot_inline void gosched_entered(struct m *mp, bool to_global)
 {
 	struct g *gp = mp->curg;
-	struct m *resumed = to_global ? NULL : yield_local(mp, gp);
+	uint32_t arm = 0;
+	struct m *resumed = to_global ? NULL : yield_local(mp, gp, &arm);
 	if (!resumed)
 		resumed = gosched_slow(mp, gp, to_global);
-	rt_exit_last(resumed);
+	rt_exit_armed(resumed, arm);
 }
 
 /* gosched for every M that rt_enter_can_slot turns away: none yet, adopted,

@@ -760,6 +760,19 @@ static inline void rt_exit_last(struct m *mp)
 	mp->rtdepth = 0;
 }
 
+/* rt_exit_last, given the arming a switch passed along (0: none; proc.c's
+ * switch_to_arming), which spares it the look at the queue. */
+static inline void rt_exit_armed(struct m *mp, uint32_t arm)
+{
+	if (!arm || !mp->slot) {
+		rt_exit_last(mp);
+		return;
+	}
+	kassist_arm_as(mp->slot, arm);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp->rtdepth = 0;
+}
+
 static inline void rt_exit_m(struct m *mp)
 {
 	if (mp->rtdepth > 1) {

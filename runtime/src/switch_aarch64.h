@@ -29,13 +29,15 @@
 #define GMPRT_SWITCH_AARCH64_H
 
 /* mp is the M of the calling thread; what comes back, in x2, is the M of
- * the thread that resumed us, which passed its own. */
+ * the thread that resumed us, which passed its own.  *arm travels the same
+ * way, in x3 (see switch_x86_64.h). */
 static inline __attribute__((always_inline)) struct m *gmprt_swap(void **save_sp, void *new_sp,
-								  struct m *mp)
+								  struct m *mp, uint32_t *arm)
 {
 	register void **x0 __asm__("x0") = save_sp;
 	register void *x1 __asm__("x1") = new_sp;
 	register struct m *x2 __asm__("x2") = mp;
+	register uint64_t x3 __asm__("x3") = *arm;
 	__asm__ volatile(
 		"sub	sp, sp, #32\n\t"
 		"mrs	x9, fpcr\n\t"
@@ -58,14 +60,15 @@ static inline __attribute__((always_inline)) struct m *gmprt_swap(void **save_sp
 		"1:\thint	#36\n\t"		/* bti j: a landing pad for the br */
 		"ldr	x29, [sp, #16]\n\t"
 		"add	sp, sp, #32"
-		: "+r"(x0), "+r"(x1), "+r"(x2)
+		: "+r"(x0), "+r"(x1), "+r"(x2), "+r"(x3)
 		:
-		: "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+		: "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
 		  "x14", "x15", "x16", "x17", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
 		  "x26", "x27", "x28", "x30", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
 		  "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15", "v16", "v17", "v18",
 		  "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29",
 		  "v30", "v31", "memory", "cc");
+	*arm = (uint32_t)x3;
 	return x2;
 }
 

@@ -55,11 +55,14 @@
 /* Saves the frame, resumes the one at new_sp.  mp is the M of the calling
  * thread; what comes back is the M of the thread that resumed us, which
  * passed its own (every switch is made by the thread that runs what it
- * resumes): so the arriving side needs no thread-local load. */
+ * resumes): so the arriving side needs no thread-local load.  *arm travels
+ * the same way, in r9: in, the word for the frame we resume; out, the one
+ * the thread that resumed us passed (proc.c's switch_to_arming). */
 static inline __attribute__((always_inline)) struct m *gmprt_swap(void **save_sp, void *new_sp,
-								  struct m *mp)
+								  struct m *mp, uint32_t *arm)
 {
 	register struct m *r8 __asm__("r8") = mp;
+	register uint64_t r9 __asm__("r9") = *arm;
 	__asm__ volatile(
 		"stmxcsr	-16(%%rsp)\n\t"
 		"fnstcw	-12(%%rsp)\n\t"
@@ -79,12 +82,13 @@ static inline __attribute__((always_inline)) struct m *gmprt_swap(void **save_sp
 		"2:\tldmxcsr	-16(%%rsp)\n\t"
 		"jmp	3b\n"
 		"1:\t" SWAP_LOAD_RBP
-		: "+D"(save_sp), "+S"(new_sp), "+r"(r8)
+		: "+D"(save_sp), "+S"(new_sp), "+r"(r8), "+r"(r9)
 		:
-		: "rax", "rbx", "rcx", "rdx", SWAP_CLOBBER_RBP "r9", "r10", "r11", "r12", "r13",
+		: "rax", "rbx", "rcx", "rdx", SWAP_CLOBBER_RBP "r10", "r11", "r12", "r13",
 		  "r14", "r15", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
 		  "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory",
 		  "cc");
+	*arm = (uint32_t)r9;
 	return r8;
 }
 
