@@ -746,31 +746,25 @@ static inline struct m *rt_enter(void)
  * first, the depth last: a preemption signal that lands in between sees
  * runtime code and leaves it alone.  An M with a slot finds its P's status
  * at P_USER already (p_owned_status).  Adopted Ms stay at depth 0 and own
- * no P. */
-static inline void rt_exit_last(struct m *mp)
+ * no P.  rt_exit_armed takes the arming a switch passed along (proc.c's
+ * switch_to_arming), which spares it the look at the queue; rt_exit_last
+ * has none (0). */
+static inline void rt_exit_armed(struct m *mp, uint32_t arm)
 {
-	struct p *pp = mp->p;
 	struct kassist_slot *ks = mp->slot;
-	/* Ask to be woken for a block only when a hand-off would pay. */
-	if (ks)
-		kassist_arm_for(ks, !runqempty_own(pp));
-	else
-		atomic_store_explicit(&pp->status, (uintptr_t)mp | P_USER, memory_order_release);
+	if (!ks)
+		atomic_store_explicit(&mp->p->status, (uintptr_t)mp | P_USER, memory_order_release);
+	else if (arm)
+		kassist_arm_as(ks, arm);
+	else	/* ask to be woken for a block only when a hand-off would pay */
+		kassist_arm_for(ks, !runqempty_own(mp->p));
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp->rtdepth = 0;
 }
 
-/* rt_exit_last, given the arming a switch passed along (0: none; proc.c's
- * switch_to_arming), which spares it the look at the queue. */
-static inline void rt_exit_armed(struct m *mp, uint32_t arm)
+static inline void rt_exit_last(struct m *mp)
 {
-	if (!arm || !mp->slot) {
-		rt_exit_last(mp);
-		return;
-	}
-	kassist_arm_as(mp->slot, arm);
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	mp->rtdepth = 0;
+	rt_exit_armed(mp, 0);
 }
 
 static inline void rt_exit_m(struct m *mp)
